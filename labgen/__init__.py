@@ -1,0 +1,1 @@
+"""Host side of the OVN lab: model, rendering, backends and orchestration."""

@@ -1,0 +1,226 @@
+"""Build the lab's Debian 12 libvirt box locally: debootstrap -> rootfs tuned for TCG -> qcow2 -> .box.
+
+The box boots by direct kernel boot (no bootloader in the image) and has OVS/OVN preinstalled, so a lab
+comes up with no network. Built once, the .box file can be copied to every laptop of a workshop.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .ui import console, step
+
+PACKAGES = ["systemd-sysv", "systemd", "udev", "dbus", "libpam-systemd", "kmod", "iproute2", "ifupdown", "isc-dhcp-client", "openssh-server", "sudo", "python3", "linux-image-amd64", "initramfs-tools", "zstd", "openvswitch-switch", "ovn-central", "ovn-host", "iputils-ping", "netbase", "procps", "less", "tcpdump"]
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 biosdevname=0 mitigations=off quiet"
+SIZE_GIB = 4
+# Kernel module trees no lab VM needs: smaller image, faster depmod and boot.
+PRUNE_MODULES = ["drivers/gpu", "drivers/media", "drivers/net/wireless", "drivers/infiniband", "drivers/staging", "drivers/bluetooth", "drivers/isdn", "drivers/iio", "sound", "net/bluetooth", "net/mac80211", "net/wireless", "drivers/net/ethernet", "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/mpt3sas", "drivers/usb"]
+
+FILES = {
+    "etc/hostname": "bookworm\n",
+    "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 bookworm\n::1 localhost ip6-localhost ip6-loopback\n",
+    "etc/fstab": "/dev/vda / ext4 defaults,noatime,errors=remount-ro 0 1\n",
+    "etc/network/interfaces": (
+        "source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n"
+        "allow-hotplug eth0\niface eth0 inet dhcp\n"
+    ),
+    # never let boot wait long for the management DHCP
+    "etc/systemd/system/networking.service.d/timeout.conf": "[Service]\nTimeoutStartSec=60\n",
+    "etc/sudoers.d/vagrant": "vagrant ALL=(ALL) NOPASSWD:ALL\n",
+    # RSA-3072 host key generation takes ~25 s under TCG: only ed25519 + ecdsa, made on first boot.
+    # '$$' because systemd expands $VAR in Exec lines.
+    "etc/systemd/system/ssh.service.d/hostkeys.conf": (
+        "[Service]\nExecStartPre=\n"
+        "ExecStartPre=/bin/sh -c 'for t in ed25519 ecdsa; do [ -s /etc/ssh/ssh_host_$${t}_key ] || "
+        'ssh-keygen -q -t $$t -N "" -f /etc/ssh/ssh_host_$${t}_key; done\'\n'
+        "ExecStartPre=/usr/sbin/sshd -t\n"
+    ),
+    "etc/ssh/sshd_config.d/vagrant.conf": (
+        "UseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n"
+    ),
+    # Vagrant's Debian hostname step restarts ifup@ for every interface; tolerate non-hotplug ones
+    "etc/systemd/system/ifup@.service.d/vagrant.conf": (
+        "[Service]\nExecStart=\n"
+        "ExecStart=/bin/sh -ec 'ifup --allow=hotplug %I; ifquery --state %I || ! ifquery --allow=hotplug -l | grep -qx %I'\n"
+    ),
+}
+
+BOX_VAGRANTFILE = f"""# Box defaults: direct kernel boot (no bootloader in the image), no synced folder.
+Vagrant.configure("2") do |config|
+  config.vm.synced_folder ".", "/vagrant", disabled: true
+  config.vm.provider :libvirt do |libvirt|
+    libvirt.kernel = File.join(__dir__, "vmlinuz")
+    libvirt.initrd = File.join(__dir__, "initrd.img")
+    libvirt.cmd_line = "{KERNEL_CMDLINE}"
+    libvirt.disk_bus = "virtio"
+  end
+end
+"""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ovn-lab"
+
+
+def box_file(name: str) -> Path:
+    return cache_dir() / f"{name.replace('/', '-')}.box"
+
+
+def host_mirror() -> str:
+    """The host's own Debian mirror (reachable here), else deb.debian.org."""
+    for src in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
+        try:
+            for line in Path(src).read_text().splitlines():
+                parts = line.split()
+                if parts[:1] == ["URIs:"] and len(parts) > 1:
+                    return parts[1]
+                if parts[:1] == ["deb"] and "debian" in line and "security" not in line:
+                    return next(p for p in parts[1:] if p.startswith("http"))
+        except (OSError, StopIteration):
+            continue
+    return "http://deb.debian.org/debian"
+
+
+def vagrant_pubkey() -> Path:
+    found = glob.glob("/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub") + glob.glob(
+        "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub"
+    )
+    if not found:
+        raise RuntimeError("vagrant's insecure public key not found: is vagrant installed? (invoke setup)")
+    return Path(sorted(found)[-1])
+
+
+def _run(argv: list[str], log: Path, **kw: object) -> None:
+    with log.open("a") as f:
+        f.write(f"$ {' '.join(argv)}\n")
+        f.flush()
+        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
+    if r.returncode:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        raise RuntimeError(f"{' '.join(argv[:3])} ... failed (exit {r.returncode}); last lines of {log}:\n{tail}")
+
+
+def build_box(name: str, *, force: bool = False, mirror: str | None = None) -> Path:
+    """Build (or reuse) the .box file and add it to Vagrant as `name`. Returns the .box path."""
+    work = cache_dir() / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    log.write_text("")
+    root = work / "rootfs"
+    out = box_file(name)
+    mirror = mirror or host_mirror()
+    t0 = time.monotonic()
+
+    def chroot(*argv: str) -> None:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
+        _run(["chroot", str(root), *argv], log, env=env)
+
+    stages: list[tuple[str, Callable[[], None]]] = []
+    if force or not out.exists():
+        stages += [
+            (f"debootstrap bookworm ({len(PACKAGES)} packages, {mirror})", lambda: _debootstrap(root, mirror, log)),
+            ("configure rootfs (vagrant user, fast boot, small initrd)", lambda: _configure(root, chroot)),
+            ("make qcow2 image and .box", lambda: _make_box(root, work, out, log)),
+        ]
+    stages.append((f"vagrant box add {name}", lambda: _box_add(name, out, log)))
+    for title, fn in stages:
+        with step(title):
+            fn()
+    console.print(f"box {name} ready in {time.monotonic() - t0:.0f} s: {out} ({out.stat().st_size >> 20} MiB)")
+    console.print(f"  copy it to other laptops and run: vagrant box add --name {name} {out.name}")
+    return out
+
+
+def _debootstrap(root: Path, mirror: str, log: Path) -> None:
+    if root.exists():
+        shutil.rmtree(root)
+    debs = cache_dir() / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    _run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}", f"--include={','.join(PACKAGES)}",
+          "bookworm", str(root), mirror], log)
+
+
+def _configure(root: Path, chroot: Callable[..., None]) -> None:
+    for rel, text in FILES.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    (root / "etc/sudoers.d/vagrant").chmod(0o440)
+    (root / "etc/network/interfaces.d").mkdir(exist_ok=True)
+    with (root / "etc/dhcp/dhclient.conf").open("a") as f:
+        f.write("timeout 30;\n")
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    try:
+        chroot("sh", "-c", "id vagrant >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo vagrant")
+        chroot("sh", "-c", "echo vagrant:vagrant | chpasswd && echo root:vagrant | chpasswd")
+        ssh = root / "home/vagrant/.ssh"
+        ssh.mkdir(mode=0o700, exist_ok=True)
+        shutil.copy(vagrant_pubkey(), ssh / "authorized_keys")
+        (ssh / "authorized_keys").chmod(0o600)
+        chroot("chown", "-R", "vagrant:vagrant", "/home/vagrant")
+        for key in root.glob("etc/ssh/ssh_host_*"):
+            key.unlink()
+        # every clone gets its own machine-id and OVS database / system-id
+        (root / "etc/machine-id").write_text("")
+        for rel in ("var/lib/dbus/machine-id", "etc/openvswitch/conf.db", "etc/openvswitch/.conf.db.~lock~",
+                    "etc/openvswitch/system-id.conf"):
+            (root / rel).unlink(missing_ok=True)
+        # TCG is slow: keep everything off the boot path that the provisioner starts where needed
+        chroot("sh", "-c", "systemctl disable ovn-central ovn-host ovn-ovsdb-server-nb ovn-ovsdb-server-sb "
+               "openvswitch-switch ovs-record-hostname apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
+               "e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-pstore.service getty@.service || true")
+        chroot("sh", "-c", "systemctl mask getty@tty1.service systemd-networkd-wait-online.service; "
+               "systemctl enable serial-getty@ttyS0.service || true")
+        # initramfs with only what mounts /dev/vda
+        conf = root / "etc/initramfs-tools/initramfs.conf"
+        conf.write_text("\n".join("MODULES=list" if line.startswith("MODULES=") else line
+                                  for line in conf.read_text().splitlines()) + "\n")
+        (root / "etc/initramfs-tools/modules").write_text("virtio_pci\nvirtio_blk\next4\n")
+        kver = sorted(os.listdir(root / "lib/modules"))[-1]
+        for d in PRUNE_MODULES:
+            shutil.rmtree(root / "lib/modules" / kver / "kernel" / d, ignore_errors=True)
+        chroot("depmod", "-a", kver)
+        chroot("update-initramfs", "-u", "-k", kver)
+    finally:
+        subprocess.run(["umount", str(root / "proc")], check=False)
+    for d in ("usr/share/doc", "usr/share/man", "usr/share/info"):
+        shutil.rmtree(root / d, ignore_errors=True)
+        (root / d).mkdir()
+    for p in (root / "var/lib/apt/lists").glob("*_Packages"):
+        p.unlink()
+    for p in (root / "usr/share/locale").iterdir():
+        if not p.name.startswith("en") and p.name != "locale.alias":
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
+    raw, boxdir = work / "root.raw", work / "box"
+    shutil.rmtree(boxdir, ignore_errors=True)
+    boxdir.mkdir()
+    with raw.open("wb") as f:
+        f.truncate(SIZE_GIB << 30)
+    _run(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(root), "-E", "lazy_itable_init=0,lazy_journal_init=0",
+          str(raw)], log)
+    _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(boxdir / "box.img")], log)
+    raw.unlink()
+    shutil.copy(sorted((root / "boot").glob("vmlinuz-*"))[-1], boxdir / "vmlinuz")
+    shutil.copy(sorted((root / "boot").glob("initrd.img-*"))[-1], boxdir / "initrd.img")
+    (boxdir / "metadata.json").write_text(f'{{"provider":"libvirt","format":"qcow2","virtual_size":{SIZE_GIB}}}\n')
+    (boxdir / "Vagrantfile").write_text(BOX_VAGRANTFILE)
+    tmp = out.with_suffix(".box.part")
+    with tarfile.open(tmp, "w") as tar:
+        for member in ("metadata.json", "Vagrantfile", "box.img", "vmlinuz", "initrd.img"):
+            tar.add(boxdir / member, arcname=member)
+    tmp.rename(out)
+    shutil.rmtree(boxdir)
+
+
+def _box_add(name: str, out: Path, log: Path) -> None:
+    _run(["vagrant", "box", "add", "--force", "--name", name, str(out)], log)

@@ -1,0 +1,329 @@
+"""lab.toml -> validated `Lab`. Every problem is reported at once, one line each, with key path and fix."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .model import BACKENDS, Dhcp, Lab, Node, Port, Switch, Underlay, Vagrant, underlay_mac
+
+HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$")  # Linux IFNAMSIZ - 1 = 15
+OVNNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+DHCP_REQUIRED = ("lease_time", "router", "server_id", "server_mac")
+
+# Allowed keys per table; the value says which keys are tables of named entries.
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "": ("lab", "underlay", "vagrant", "nodes", "switches", "ports"),
+    "lab": ("name", "backend"),
+    "underlay": ("subnet", "mtu"),
+    "vagrant": ("box", "accel", "memory", "cpus", "management_subnet"),
+    "node": ("ip", "central"),
+    "switch": ("subnet", "exclude_ips", "dhcp"),
+    "dhcp": (*DHCP_REQUIRED, "mtu"),
+    "port": ("switch", "node", "netns", "mac"),
+}
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: str
+    msg: str
+    fix: str
+
+    def line(self, source: str) -> str:
+        return f"{source}: {self.path}: {self.msg}; fix: {self.fix}"
+
+
+class LabInvalid(Exception):
+    def __init__(self, source: str, issues: list[Issue]):
+        self.source = source
+        self.issues = issues
+        super().__init__("\n".join(i.line(source) for i in issues))
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(sorted(choices)) or '(none)'}"
+
+
+def is_unicast_mac(mac: str) -> bool:
+    return bool(MAC.match(mac)) and int(mac[:2], 16) & 1 == 0 and mac != "00:00:00:00:00:00"
+
+
+class _Checker:
+    """Reads values from the parsed TOML, recording an Issue for each problem instead of raising."""
+
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def bad(self, path: str, msg: str, fix: str) -> None:
+        self.issues.append(Issue(path, msg, fix))
+
+    def table(self, data: Any, path: str, kind: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            self.bad(path, f"must be a table, got {type(data).__name__}", f"write it as [{path}]")
+            return {}
+        for key in data:
+            if key not in SCHEMA[kind]:
+                where = f"{path}.{key}" if path else key
+                self.bad(where, "unknown key", did_you_mean(key, SCHEMA[kind]))
+        return data
+
+    def get(self, data: dict[str, Any], path: str, key: str, typ: type, default: Any = None) -> Any:
+        where = f"{path}.{key}"
+        if key not in data:
+            if default is None:
+                self.bad(where, "missing", f"add {key} = ... to [{path}]")
+            return default
+        value = data[key]
+        # bool is an int in Python; keep them apart so `memory = true` is a type error
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            self.bad(where, f"must be {_tname(typ)}, got {_tname(type(value))} {value!r}", _type_fix(key, typ))
+            return None
+        return value
+
+    def network(self, value: str | None, path: str) -> ipaddress.IPv4Network | None:
+        if value is None:
+            return None
+        try:
+            return ipaddress.IPv4Network(value)
+        except ValueError as e:
+            self.bad(path, f"{value!r} is not an IPv4 network ({e})", "write it as a CIDR with no host bits, e.g. 10.0.0.0/24")
+            return None
+
+    def address(self, value: str | None, path: str, within: ipaddress.IPv4Network | None,
+                within_key: str) -> ipaddress.IPv4Address | None:
+        if value is None:
+            return None
+        try:
+            addr = ipaddress.IPv4Address(value)
+        except ValueError:
+            self.bad(path, f"{value!r} is not an IPv4 address", "write it as four numbers, e.g. 10.0.0.1")
+            return None
+        if within is not None:
+            if addr not in within:
+                self.bad(path, f"{addr} is outside {within_key} {within}",
+                         f"use an address in {within} or change {within_key}")
+            elif addr in (within.network_address, within.broadcast_address):
+                self.bad(path, f"{addr} is the network or broadcast address of {within}", "use a host address")
+        return addr
+
+    def mac(self, value: str | None, path: str) -> str | None:
+        if value is None:
+            return None
+        low = value.lower()
+        if not MAC.match(low):
+            self.bad(path, f"{value!r} is not a MAC address", 'write six hex pairs, e.g. "c0:ff:ee:00:00:11"')
+            return None
+        if not is_unicast_mac(low):
+            self.bad(path, f"{value} is not a unicast MAC (multicast bit set or all zero)",
+                     "use an even first octet, e.g. c0:ff:ee:... or 02:...")
+            return None
+        return low
+
+
+def _tname(t: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", dict: "a table"}.get(t, t.__name__)
+
+
+def _type_fix(key: str, typ: type) -> str:
+    return {str: f'quote it: {key} = "..."', int: f"write a number without quotes: {key} = 1024",
+            bool: f"write {key} = true or {key} = false"}.get(typ, "fix the type")
+
+
+def load_lab(path: str | Path) -> Lab:
+    """Parse and validate lab.toml; raise LabInvalid listing every problem."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise LabInvalid(source, [Issue("(file)", f"cannot read: {e.strerror}", "pass --config PATH to a lab.toml")]) from e
+    try:
+        data = tomllib.loads(raw.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise LabInvalid(source, [Issue("(syntax)", str(e), "see https://toml.io for the syntax")]) from e
+    return validate(data, source)
+
+
+def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
+    c = _Checker()
+    c.table(data, "", "")
+
+    lab_t = c.table(data.get("lab", {}), "lab", "lab")
+    name = c.get(lab_t, "lab", "name", str, "ovn-lab")
+    if name is not None and (not HOSTNAME.match(name) or len(name) > 20):
+        c.bad("lab.name", f"{name!r} cannot prefix host and interface names",
+              "use 1-20 lowercase letters, digits and '-', e.g. \"ovn-lab\"")
+    backend = c.get(lab_t, "lab", "backend", str, "vagrant")
+    if backend is not None and backend not in BACKENDS:
+        c.bad("lab.backend", f"unknown backend {backend!r}", did_you_mean(backend, BACKENDS))
+
+    ul_t = c.table(data.get("underlay", {}), "underlay", "underlay")
+    underlay = c.network(c.get(ul_t, "underlay", "subnet", str), "underlay.subnet")
+    mtu = c.get(ul_t, "underlay", "mtu", int, 9000)
+    if mtu is not None and not 1280 <= mtu <= 9000:
+        c.bad("underlay.mtu", f"{mtu} is out of range", "use 1280..9000; 9000 lets 1500-byte overlay frames fit")
+
+    v_t = c.table(data.get("vagrant", {}), "vagrant", "vagrant")
+    accel = c.get(v_t, "vagrant", "accel", str, "auto")
+    if accel is not None and accel not in ("auto", "kvm", "tcg"):
+        c.bad("vagrant.accel", f"unknown accelerator {accel!r}", did_you_mean(accel, ("auto", "kvm", "tcg")))
+    memory = c.get(v_t, "vagrant", "memory", int, 1024)
+    if memory is not None and memory < 512:
+        c.bad("vagrant.memory", f"{memory} MiB is too little for OVS and OVN", "use at least 512 (1024 is tested)")
+    cpus = c.get(v_t, "vagrant", "cpus", int, 1)
+    if cpus is not None and cpus < 1:
+        c.bad("vagrant.cpus", f"{cpus} is not a CPU count", "use 1 or more")
+    mgmt = c.network(c.get(v_t, "vagrant", "management_subnet", str, "192.168.121.0/24"), "vagrant.management_subnet")
+    if mgmt and underlay and mgmt.overlaps(underlay):
+        c.bad("vagrant.management_subnet", f"{mgmt} overlaps underlay.subnet {underlay}", "pick another free /24")
+
+    nodes = _nodes(c, data, underlay, name or "lab")
+    switches = _switches(c, data, underlay)
+    ports = _ports(c, data, nodes, switches)
+
+    if c.issues:
+        raise LabInvalid(source, c.issues)
+    return Lab(
+        name=name, source=source, backend=backend,
+        underlay=Underlay(str(underlay), mtu),
+        vagrant=Vagrant(c.get(v_t, "vagrant", "box", str, "ovn-lab/bookworm"), accel, memory, cpus, str(mgmt)),
+        nodes=tuple(nodes), switches=tuple(switches), ports=tuple(ports),
+    )
+
+
+def _named(c: _Checker, data: dict[str, Any], key: str, kind: str) -> dict[str, dict[str, Any]]:
+    t = data.get(key, {})
+    if not isinstance(t, dict):
+        c.bad(key, f"must be a table of {kind}s", f"write each as [{key}.NAME]")
+        return {}
+    out = {}
+    for name, body in t.items():
+        out[name] = c.table(body, f"{key}.{name}", kind)
+    return out
+
+
+def _nodes(c: _Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network | None, lab: str) -> list[Node]:
+    nodes: list[Node] = []
+    seen_ip: dict[ipaddress.IPv4Address, str] = {}
+    tables = _named(c, data, "nodes", "node")
+    if not tables:
+        c.bad("nodes", "no nodes", 'add [nodes.NAME] tables with ip = "..." (one with central = true)')
+    for i, (name, t) in enumerate(tables.items()):
+        path = f"nodes.{name}"
+        if not HOSTNAME.match(name):
+            c.bad(path, f"{name!r} is not a valid hostname",
+                  "use lowercase letters, digits and '-' (not at the ends), at most 63 characters")
+        ip = c.address(c.get(t, path, "ip", str), f"{path}.ip", underlay, "underlay.subnet")
+        if ip is not None:
+            if ip in seen_ip:
+                c.bad(f"{path}.ip", f"{ip} is also the address of nodes.{seen_ip[ip]}", "give every node its own address")
+            seen_ip[ip] = name
+        central = c.get(t, path, "central", bool, False)
+        nodes.append(Node(name, str(ip), bool(central), underlay_mac(lab, i)))
+    centrals = [n.name for n in nodes if n.central]
+    if tables and not centrals:
+        c.bad("nodes", "no central node", "set central = true on exactly one node, e.g. [nodes.ovn-central-01]")
+    elif len(centrals) > 1:
+        c.bad("nodes", f"more than one central node: {', '.join(centrals)}", "keep central = true on one node only")
+    return nodes
+
+
+def _switches(c: _Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network | None) -> list[Switch]:
+    switches = []
+    for name, t in _named(c, data, "switches", "switch").items():
+        path = f"switches.{name}"
+        if not OVNNAME.match(name):
+            c.bad(path, f"{name!r} is not a valid switch name", "use letters, digits, '_', '.' and '-'")
+        subnet = c.network(c.get(t, path, "subnet", str), f"{path}.subnet")
+        if subnet and underlay and subnet.overlaps(underlay):
+            c.bad(f"{path}.subnet", f"{subnet} overlaps underlay.subnet {underlay}",
+                  "the overlay must not reuse the underlay's addresses; pick another subnet")
+        exclude = c.get(t, path, "exclude_ips", str, "")
+        if exclude and subnet:
+            _exclude(c, exclude, f"{path}.exclude_ips", subnet)
+        d_path = f"{path}.dhcp"
+        if "dhcp" not in t:
+            c.bad(d_path, "missing", f"add [{d_path}] with {', '.join(DHCP_REQUIRED)}")
+            continue
+        d = c.table(t["dhcp"], d_path, "dhcp")
+        for key in DHCP_REQUIRED:
+            if key not in d:
+                c.bad(f"{d_path}.{key}", "missing: OVN answers no DHCP request without it",
+                      f"add {key} = {'3600' if key == 'lease_time' else '...'} to [{d_path}]")
+        lease = c.get(d, d_path, "lease_time", int, 0)
+        if lease is not None and "lease_time" in d and lease <= 0:
+            c.bad(f"{d_path}.lease_time", f"{lease} is not a lease time", "use seconds > 0, e.g. 3600")
+        router = c.address(c.get(d, d_path, "router", str, "") or None, f"{d_path}.router", subnet, f"{path}.subnet")
+        server_id = c.address(c.get(d, d_path, "server_id", str, "") or None, f"{d_path}.server_id", subnet,
+                              f"{path}.subnet")
+        server_mac = c.mac(c.get(d, d_path, "server_mac", str, "") or None, f"{d_path}.server_mac")
+        dmtu = c.get(d, d_path, "mtu", int, 0)
+        extra = (("mtu", str(dmtu)),) if dmtu else ()
+        if dmtu and not 576 <= dmtu <= 9000:
+            c.bad(f"{d_path}.mtu", f"{dmtu} is out of range", "use 576..9000, e.g. 1442 for geneve on a 1500 underlay")
+        switches.append(Switch(name, str(subnet), exclude,
+                               Dhcp(lease or 0, str(router), str(server_id), server_mac or "", extra)))
+    return switches
+
+
+def _exclude(c: _Checker, value: str, path: str, subnet: ipaddress.IPv4Network) -> None:
+    for item in value.split():
+        ends = item.split("..")
+        try:
+            addrs = [ipaddress.IPv4Address(e) for e in ends]
+        except ValueError:
+            c.bad(path, f"{item!r} is not an address or range", 'write "10.0.0.1..10.0.0.10" or "10.0.0.5 10.0.0.7"')
+            continue
+        outside = [str(a) for a in addrs if a not in subnet]
+        if outside:
+            c.bad(path, f"{', '.join(outside)} outside the switch subnet {subnet}", f"keep the range inside {subnet}")
+        elif len(addrs) == 2 and addrs[0] > addrs[1]:
+            c.bad(path, f"range {item} runs backwards", f"write it as {ends[1]}..{ends[0]}")
+        elif len(addrs) > 2:
+            c.bad(path, f"{item!r} has more than one '..'", 'write "FIRST..LAST"')
+
+
+def _ports(c: _Checker, data: dict[str, Any], nodes: list[Node], switches: list[Switch]) -> list[Port]:
+    ports = []
+    node_names = [n.name for n in nodes]
+    switch_names = [s.name for s in switches]
+    seen_mac: dict[str, str] = {}
+    seen_ns: dict[tuple[str, str], str] = {}
+    for name, t in _named(c, data, "ports", "port").items():
+        path = f"ports.{name}"
+        if not IFNAME.match(name):
+            c.bad(path, f"{name!r} cannot be a Linux interface name",
+                  "use at most 15 letters, digits, '_', '.' or '-'")
+        switch = c.get(t, path, "switch", str)
+        if switch is not None and switch not in switch_names:
+            c.bad(f"{path}.switch", f"no switch {switch!r}", did_you_mean(switch, switch_names))
+        node = c.get(t, path, "node", str)
+        if node is not None and node not in node_names:
+            c.bad(f"{path}.node", f"no node {node!r}", did_you_mean(node, node_names))
+        netns = c.get(t, path, "netns", str)
+        if netns is not None:
+            if not IFNAME.match(netns):
+                c.bad(f"{path}.netns", f"{netns!r} is not a usable namespace name",
+                      "use at most 15 letters, digits, '_', '.' or '-'")
+            if (node, netns) in seen_ns:
+                c.bad(f"{path}.netns", f"{netns} on {node} is also used by ports.{seen_ns[(node, netns)]}",
+                      "give every port on a node its own netns")
+            seen_ns[(node, netns)] = name
+        mac_raw = c.get(t, path, "mac", str)
+        mac = None
+        if mac_raw is not None and mac_raw != "dynamic":
+            mac = c.mac(mac_raw, f"{path}.mac")
+            if mac in seen_mac:
+                c.bad(f"{path}.mac", f"{mac} is also the MAC of ports.{seen_mac[mac]}", 'give each port its own MAC or "dynamic"')
+            if mac:
+                seen_mac[mac] = name
+        ports.append(Port(name, switch or "", node or "", netns or "", mac))
+    return ports

@@ -1,0 +1,1 @@
+"""Runs inside a lab node as root: the tutorial's steps as idempotent plans (standard library only)."""

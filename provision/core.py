@@ -1,0 +1,223 @@
+"""Facts in, commands out: the operation types and the runner that executes them on a node.
+
+Standard library only: this runs on the node's own python3 (Debian 12: 3.11, Ubuntu 22.04: 3.10).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+@dataclass(frozen=True)
+class Cmd:
+    """A command that changes state. `capture` stores its stripped stdout in a variable that later
+    commands use as `$NAME`, as the tutorial does with CIDR_UUID."""
+
+    argv: tuple[str, ...]
+    capture: str | None = None
+    timeout: float = 120
+
+    def shell(self) -> str:
+        text = " ".join(_quote(a) for a in self.argv)
+        return f"{self.capture}=$({text})" if self.capture else text
+
+
+@dataclass(frozen=True)
+class Show:
+    """A read-only command whose output the trainee should see (ovn-trace, ovn-sbctl show, ...)."""
+
+    argv: tuple[str, ...]
+    timeout: float = 60
+
+    def shell(self) -> str:
+        return " ".join(_quote(a) for a in self.argv)
+
+
+@dataclass(frozen=True)
+class Noop:
+    """Nothing to do: the state is already as wanted. `what` says which state."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Poll a read-only command until it exits 0, bounded; `what` names the condition."""
+
+    what: str
+    argv: tuple[str, ...]
+    timeout: float = 60
+
+
+Op = Union[Cmd, Show, Noop, Wait]
+
+
+def _quote(arg: str) -> str:
+    # keep $VAR references readable and expandable, as the tutorial writes them
+    if arg.startswith("$") and arg[1:].replace("_", "").isalnum():
+        return arg
+    return shlex.quote(arg)
+
+
+def cmd(*argv: str, capture: str | None = None, timeout: float = 120) -> Cmd:
+    return Cmd(tuple(argv), capture, timeout)
+
+
+def show(*argv: str, timeout: float = 60) -> Show:
+    return Show(tuple(argv), timeout)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A named piece of node state: `argv` to read it (None: `read` computes it), `parse` turns the
+    command's stdout into a value. A failing command gives `default` if one is set."""
+
+    argv: Callable[[str], Sequence[str]] | None
+    parse: Callable[[str], Any] = lambda out: out
+    read: Callable[[str], Any] | None = None
+    default: Any = None
+    has_default: bool = False
+
+
+class StepFailed(Exception):
+    pass
+
+
+def run_argv(argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(list(argv), 127, "", f"{argv[0]}: command not found\n")
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout if isinstance(e.stdout, str) else ""
+        return subprocess.CompletedProcess(list(argv), 124, out, f"timed out after {timeout:.0f} s\n")
+
+
+class Facts(Mapping[str, Any]):
+    """Lazily gathered, cached facts. Keys are 'name' or 'name:arg'. Tests pass a plain dict instead."""
+
+    def __init__(self, registry: Mapping[str, Fact]):
+        self.registry = registry
+        self.cache: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.cache:
+            name, _, arg = key.partition(":")
+            fact = self.registry[name]
+            if fact.read is not None:
+                self.cache[key] = fact.read(arg)
+            else:
+                assert fact.argv is not None
+                r = run_argv(fact.argv(arg), timeout=30)
+                if r.returncode != 0:
+                    if fact.has_default:
+                        self.cache[key] = fact.default
+                        return fact.default
+                    raise StepFailed(f"cannot read fact {key}: {shlex.join(fact.argv(arg))} exited "
+                                     f"{r.returncode}: {r.stderr.strip()}")
+                self.cache[key] = fact.parse(r.stdout)
+        return self.cache[key]
+
+    def forget(self) -> None:
+        self.cache.clear()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.cache)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+
+Step = Callable[[dict[str, Any], Mapping[str, Any]], Iterator[Op]]
+
+
+@dataclass
+class Runner:
+    """Executes the ops of steps on this node, echoing each as `node # command` with its real output."""
+
+    node: str
+    facts: Facts
+    out: Any = field(default_factory=lambda: sys.stdout)
+    dry_run: bool = False
+    vars: dict[str, str] = field(default_factory=dict)
+    changed: int = 0
+
+    def say(self, text: str) -> None:
+        self.out.write(text if text.endswith("\n") else text + "\n")
+        self.out.flush()
+
+    def expand(self, argv: Sequence[str]) -> list[str]:
+        return [self.vars.get(a[1:], a) if a.startswith("$") else a for a in argv]
+
+    def run_step(self, name: str, step: Step, spec: dict[str, Any]) -> None:
+        # ops are generated lazily, so facts read after a command see its effect
+        for op in step(spec, self.facts):
+            self.do(op)
+        self.facts.forget()
+
+    def do(self, op: Op) -> None:
+        if isinstance(op, Noop):
+            self.say(f"{self.node} # : ok, {op.what}")
+            return
+        if isinstance(op, Wait):
+            self.wait(op)
+            return
+        self.say(f"{self.node} # {op.shell()}")
+        if self.dry_run:
+            return
+        r = run_argv(self.expand(op.argv), op.timeout)
+        text = r.stdout + r.stderr
+        if isinstance(op, Cmd) and op.capture:
+            self.vars[op.capture] = r.stdout.strip()
+        elif text:
+            self.say(text.rstrip("\n"))
+        if r.returncode != 0:
+            raise StepFailed(f"{op.shell()} exited {r.returncode}")
+        if isinstance(op, Cmd):
+            self.changed += 1
+            self.facts.forget()
+
+    def wait(self, op: Wait) -> None:
+        t0 = time.monotonic()
+        delay = 0.1
+        while True:
+            r = run_argv(op.argv, timeout=max(5.0, op.timeout))
+            if r.returncode == 0:
+                self.say(f"{self.node} # : ok, {op.what} (after {time.monotonic() - t0:.1f} s)")
+                return
+            if time.monotonic() - t0 > op.timeout:
+                raise StepFailed(f"timed out after {op.timeout:.0f} s waiting for {op.what}: "
+                                 f"{shlex.join(op.argv)} -> {(r.stdout + r.stderr).strip()[-500:]}")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def load_spec(path: str) -> dict[str, Any]:
+    if path == "-":
+        return dict(json.load(sys.stdin))
+    with open(path) as f:
+        return dict(json.load(f))
+
+
+def pid_alive(pidfile: str) -> bool:
+    """A pid in a pidfile that runs and is not a zombie (PID 1 may reap late)."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/status") as f:
+            state = next((line.split()[1] for line in f if line.startswith("State:")), "Z")
+        return state != "Z"
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: str) -> bool:
+    return os.path.exists(path)

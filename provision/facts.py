@@ -1,0 +1,127 @@
+"""Facts: how to read each piece of node state and how to parse it. The host's readiness gates use the
+same definitions (argv on the node, parse on the host), so there is one parser per fact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+from .core import Fact, exists, pid_alive
+
+DAEMON_PIDFILES = {
+    "ovsdb-server": "/run/openvswitch/ovsdb-server.pid",
+    "ovs-vswitchd": "/run/openvswitch/ovs-vswitchd.pid",
+    "ovnnb_db": "/run/ovn/ovnnb_db.pid",
+    "ovnsb_db": "/run/ovn/ovnsb_db.pid",
+    "ovn-northd": "/run/ovn/ovn-northd.pid",
+    "ovn-controller": "/run/ovn/ovn-controller.pid",
+}
+
+
+def ovsdb_json(out: str) -> list[dict[str, Any]]:
+    """Rows of `ovs-vsctl/ovn-nbctl --format=json list TABLE` as dicts with plain Python values."""
+    doc = json.loads(out)
+    return [{h: _atom(v) for h, v in zip(doc["headings"], row, strict=False)} for row in doc["data"]]
+
+
+def _atom(v: Any) -> Any:
+    if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str):
+        kind, val = v
+        if kind == "map":
+            return {_atom(k): _atom(x) for k, x in val}
+        if kind == "set":
+            return [_atom(x) for x in val]
+        if kind in ("uuid", "named-uuid"):
+            return val
+    return v
+
+
+def as_list(v: Any) -> list[Any]:
+    """OVSDB optional/set columns: [] when empty, a bare value when one, a list when several."""
+    return v if isinstance(v, list) else [v]
+
+
+def ip_json(out: str) -> list[dict[str, Any]]:
+    return json.loads(out) if out.strip() else []
+
+
+def netns_names(out: str) -> list[str]:
+    return [n["name"] for n in ip_json(out)]
+
+
+def lines(out: str) -> list[str]:
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def unit_state(unit: str) -> dict[str, bool]:
+    def ok(*argv: str) -> bool:
+        return subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+    return {"enabled": ok("systemctl", "is-enabled", "--quiet", unit), "active": ok("systemctl", "is-active", "--quiet", unit)}
+
+
+def tool_paths(_: str) -> dict[str, bool]:
+    return {t: shutil.which(t) is not None for t in ("ovs-vsctl", "ovn-controller", "ovn-northd", "dhclient", "ping")}
+
+
+def _list(db: str, table: str, columns: str) -> Fact:
+    return Fact(lambda _: (db, "--format=json", f"--columns={columns}", "list", table), ovsdb_json)
+
+
+FACTS: dict[str, Fact] = {
+    "hostname": Fact(lambda _: ("hostname",), lambda out: out.strip()),
+    "tools": Fact(None, read=tool_paths),
+    "exists": Fact(None, read=exists),
+    "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
+    "unit": Fact(None, read=unit_state),
+    "dpkg_locked": Fact(None, read=lambda _: subprocess.run(
+        ["fuser", "/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL).returncode == 0),
+    # ovs (local)
+    "ovs_ids": Fact(lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=external_ids", "list",
+                               "open_vswitch"), lambda out: ovsdb_json(out)[0]["external_ids"]),
+    "bridges": Fact(lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=name,datapath_type,fail_mode",
+                               "list", "bridge"), lambda out: {r["name"]: r for r in ovsdb_json(out)}),
+    "bridge_ports": Fact(lambda br: ("ovs-vsctl", "--timeout=10", "list-ports", br), lines, default=[],
+                         has_default=True),
+    "interfaces": Fact(lambda _: ("ovs-vsctl", "--timeout=10", "--format=json",
+                                  "--columns=name,type,mac,external_ids,options,error", "list", "interface"),
+                       lambda out: {r["name"]: r for r in ovsdb_json(out)}),
+    "addrs": Fact(lambda _: ("ip", "-j", "addr"), ip_json),
+    "netns": Fact(lambda _: ("ip", "-j", "netns", "list"), netns_names),
+    "ns_addrs": Fact(lambda ns: ("ip", "-n", ns, "-j", "addr"), ip_json, default=[], has_default=True),
+    # ovn (central, local unix sockets)
+    "sb_connection": Fact(lambda _: ("ovn-sbctl", "--timeout=10", "get-connection"), lines),
+    "nb_switches": _list("ovn-nbctl", "logical_switch", "_uuid,name,other_config,ports"),
+    "nb_ports": _list("ovn-nbctl", "logical_switch_port", "_uuid,name,addresses,dynamic_addresses,dhcpv4_options,up"),
+    "nb_dhcp": _list("ovn-nbctl", "dhcp_options", "_uuid,cidr,options"),
+    "sb_chassis": _list("ovn-sbctl", "chassis", "name,hostname,encaps"),
+    "sb_encaps": _list("ovn-sbctl", "encap", "chassis_name,ip,type"),
+    "sb_bindings": _list("ovn-sbctl", "port_binding", "logical_port,chassis,mac,up"),
+}
+
+
+def geneve_remotes(interfaces: dict[str, dict[str, Any]]) -> list[str]:
+    """remote_ip of every geneve interface in the `interfaces` fact."""
+    return sorted(r["options"].get("remote_ip", "") for r in interfaces.values() if r.get("type") == "geneve")
+
+
+def addr_of(links: list[dict[str, Any]], ifname: str) -> list[str]:
+    """IPv4 addresses (with prefix) on `ifname` in an `ip -j addr` fact."""
+    for link in links:
+        if link.get("ifname") == ifname:
+            return [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"]
+    return []
+
+
+def link(links: list[dict[str, Any]], *, ifname: str = "", mac: str = "", ip: str = "") -> dict[str, Any] | None:
+    for lk in links:
+        if ifname and lk.get("ifname") == ifname:
+            return lk
+        if mac and lk.get("address", "").lower() == mac.lower():
+            return lk
+        if ip and any(a.get("local") == ip for a in lk.get("addr_info", [])):
+            return lk
+    return None

@@ -1,0 +1,81 @@
+"""Starting OVS/OVN, two ways: systemd units (VMs) or plain daemons with pidfiles (netns nodes).
+
+Both leave the daemons where the tutorial's commands find them by default: /run/openvswitch/db.sock,
+/run/ovn/ovnnb_db.sock, /run/ovn/ovnsb_db.sock, pidfiles beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .core import Noop, Op, Wait, cmd
+
+DIRS = ("/run/openvswitch", "/run/ovn", "/var/log/openvswitch", "/var/log/ovn", "/etc/openvswitch", "/var/lib/ovn")
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+LOG = ("-vconsole:off", "--log-file")  # -vconsole:off first, or the daemons print "opened log file"
+
+
+def unit(facts: Mapping[str, Any], name: str) -> Iterator[Op]:
+    st = facts[f"unit:{name}"]
+    if st["enabled"] and st["active"]:
+        yield Noop(f"{name} is enabled and running")
+    else:
+        yield cmd("systemctl", "enable", "--now", name, timeout=300)
+
+
+def daemon(facts: Mapping[str, Any], name: str, *argv: str, log: str = "--log-file") -> Iterator[Op]:
+    if facts[f"pid_alive:{name}"]:
+        yield Noop(f"{name} is running")
+    else:
+        yield cmd(*argv, "-vconsole:off", log, "--detach")
+
+
+def db_file(facts: Mapping[str, Any], path: str, schema: str) -> Iterator[Op]:
+    if not facts[f"exists:{path}"]:
+        yield cmd("ovsdb-tool", "create", path, schema)
+
+
+def dirs(facts: Mapping[str, Any]) -> Iterator[Op]:
+    missing = [d for d in DIRS if not facts[f"exists:{d}"]]
+    if missing:
+        yield cmd("mkdir", "-p", *missing)
+
+
+def start_ovs(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
+    if spec["services"] == "systemd":
+        yield from unit(facts, "openvswitch-switch")
+        return
+    yield from dirs(facts)
+    yield from db_file(facts, "/etc/openvswitch/conf.db", OVS_SCHEMA)
+    if facts["pid_alive:ovsdb-server"]:
+        yield Noop("ovsdb-server is running")
+    else:
+        yield cmd("ovsdb-server", "/etc/openvswitch/conf.db", "--remote=punix:/run/openvswitch/db.sock",
+                  "--remote=db:Open_vSwitch,Open_vSwitch,manager_options", "--pidfile", *LOG, "--detach")
+        yield cmd("ovs-vsctl", "--no-wait", "init")
+    yield from daemon(facts, "ovs-vswitchd", "ovs-vswitchd", "--pidfile")
+
+
+def start_central(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
+    if spec["services"] == "systemd":
+        yield from unit(facts, "ovn-central")
+    else:
+        yield from dirs(facts)
+        for db, schema, table in (("nb", "ovn-nb", "OVN_Northbound,NB_Global"), ("sb", "ovn-sb", "OVN_Southbound,SB_Global")):
+            path = f"/var/lib/ovn/ovn{db}_db.db"
+            yield from db_file(facts, path, f"/usr/share/ovn/{schema}.ovsschema")
+            yield from daemon(facts, f"ovn{db}_db", "ovsdb-server", path, f"--remote=punix:/run/ovn/ovn{db}_db.sock",
+                              f"--remote=db:{table},connections", f"--pidfile=/run/ovn/ovn{db}_db.pid",
+                              f"--unixctl=/run/ovn/ovn{db}_db.ctl", log=f"--log-file=/var/log/ovn/ovsdb-server-{db}.log")
+        yield from daemon(facts, "ovn-northd", "ovn-northd", "--pidfile")
+    # the unit returns before the databases answer; the set-connection below needs them
+    yield Wait("the NB database answers", ("ovn-nbctl", "--timeout=5", "show"), 60)
+    yield Wait("the SB database answers", ("ovn-sbctl", "--timeout=5", "show"), 60)
+
+
+def start_controller(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
+    if spec["services"] == "systemd":
+        yield from unit(facts, "ovn-host")
+    else:
+        yield from daemon(facts, "ovn-controller", "ovn-controller", "--pidfile")
