@@ -97,7 +97,7 @@ FACTS: dict[str, Fact] = {
     "nb_switches": _list("ovn-nbctl", "logical_switch", "_uuid,name,other_config,ports"),
     "nb_ports": _list("ovn-nbctl", "logical_switch_port", "_uuid,name,addresses,dynamic_addresses,dhcpv4_options,up"),
     "nb_dhcp": _list("ovn-nbctl", "dhcp_options", "_uuid,cidr,options"),
-    "sb_chassis": _list("ovn-sbctl", "chassis", "name,hostname,encaps"),
+    "sb_chassis": _list("ovn-sbctl", "chassis", "_uuid,name,hostname,encaps"),
     "sb_encaps": _list("ovn-sbctl", "encap", "chassis_name,ip,type"),
     "sb_bindings": _list("ovn-sbctl", "port_binding", "logical_port,chassis,mac,up"),
 }

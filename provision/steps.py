@@ -59,7 +59,6 @@ def chassis(spec: Spec, facts: Facts) -> Iterator[Op]:
         yield cmd("sed", "-i", f"s/^127.0.1.1.*/127.0.1.1 {node}/", "/etc/hosts")
     else:
         yield cmd("hostname", node)
-    yield from underlay(spec, facts)
     yield from integration_bridge(spec, facts)
     want = {
         "ovn-remote": f"tcp:{spec['central_ip']}:6642",
@@ -286,6 +285,7 @@ STEPS: dict[str, Any] = {
     "install": install,
     "ovs": ovs,
     "central": central,
+    "underlay": underlay,
     "chassis": chassis,
     "logical": logical,
     "show-logical": show_logical,

@@ -1,0 +1,249 @@
+"""netns backend: each node is a lightweight container on this host.
+
+A node has its own network, mount and UTS namespaces. In its mount namespace, private directories of
+the lab's state dir cover /run, /var/log, the OVS/OVN/dhcp state dirs and /etc/resolv.conf, so the
+tutorial's commands work verbatim with default paths (`ovs-vsctl show`, `ovn-nbctl ...`, `ip netns add
+vm1`, `dhclient ...`) and touch nothing of the host's. The underlay is a Linux bridge in a namespace of
+its own: the root namespace has no address or route in the lab's subnets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..model import Lab
+from .base import Backend, Probe
+
+# node path -> host path below the node's dir; /run and /var/log whole, the rest per package
+PRIVATE = {
+    "/run": "run",
+    "/var/log": "log",
+    "/etc/openvswitch": "etc-openvswitch",
+    "/etc/ovn": "etc-ovn",
+    "/var/lib/openvswitch": "lib-openvswitch",
+    "/var/lib/ovn": "lib-ovn",
+    "/var/lib/dhcp": "lib-dhcp",
+}
+PYTHON = "/usr/bin/python3"  # the distribution's python3, as a VM guest would have
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(list(argv), capture_output=True, text=True)
+    if check and r.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed: {r.stderr.strip()}")
+    return r
+
+
+def _is_mount(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+def _ns_inode(path: Path) -> int | None:
+    try:
+        return path.stat().st_ino if _is_mount(path) else None
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie: PID 1 here reaps orphans late, and kill -0 would call a zombie alive."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next((ln.split()[1] for ln in f if ln.startswith("State:")), "Z") != "Z"
+    except OSError:
+        return False
+
+
+class NetnsBackend(Backend):
+    name = "netns"
+    datapath = "netdev"  # no openvswitch kernel module here: the userspace datapath
+    services = "daemons"
+    install = False
+
+    def __init__(self, lab: Lab):
+        super().__init__(lab)
+        self.nsdir = self.state / "ns"
+        self.underlay_ns = f"{lab.name}-underlay"
+
+    def netns(self, node: str) -> str:
+        return f"{self.lab.name}-{node}"
+
+    def node_dir(self, node: str) -> Path:
+        return self.state / "nodes" / node
+
+    # -- checks -------------------------------------------------------------------------------------------
+    def probes(self) -> list[Probe]:
+        tools = ("ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller", "dhclient", "ip", "nsenter", "unshare")
+
+        def missing() -> str | None:
+            gone = [t for t in tools if not shutil.which(t)]
+            return f"missing: {', '.join(gone)}" if gone else None
+
+        return [
+            Probe("root", lambda: None if os.geteuid() == 0 else "the netns backend needs root", "run as root (sudo)"),
+            Probe("tools", missing, "apt-get install openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping"),
+            Probe("python3", lambda: None if os.path.exists(PYTHON) else f"{PYTHON} missing", "apt-get install python3"),
+            Probe("mount points", lambda: ", ".join(p for p in PRIVATE if not os.path.isdir(p)) or None,
+                  "install the packages above: they create these directories"),
+        ]
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def create(self, log: Callable[[str], None]) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.nsdir.mkdir(exist_ok=True)
+        if not _is_mount(self.nsdir):
+            # namespace files can only be bind-mounted onto a mount with private propagation
+            _sh("mount", "--bind", str(self.nsdir), str(self.nsdir))
+            _sh("mount", "--make-private", str(self.nsdir))
+        have = set(self._netns_list())
+        u = self.underlay_ns
+        mtu = str(self.lab.underlay.mtu)
+        if u not in have:
+            log(f"ip netns add {u}   # the underlay {self.lab.underlay.subnet}: a bridge, no address")
+            _sh("ip", "netns", "add", u)
+            _sh("ip", "-n", u, "link", "set", "lo", "up")
+            _sh("ip", "-n", u, "link", "add", "br-lab", "mtu", mtu, "type", "bridge")
+            _sh("ip", "-n", u, "link", "set", "br-lab", "up")
+        for i, node in enumerate(self.lab.nodes):
+            ns = self.netns(node.name)
+            if ns not in have:
+                log(f"ip netns add {ns}")
+                _sh("ip", "netns", "add", ns)
+                _sh("ip", "-n", ns, "link", "set", "lo", "up")
+            if _sh("ip", "-n", ns, "link", "show", "eth0", check=False).returncode:
+                veth = f"v{i}-{node.name}"[:15]
+                # both ends created inside their namespaces: nothing ever appears in the root namespace
+                _sh("ip", "link", "add", veth, "netns", u, "type", "veth", "peer", "name", "eth0", "netns", ns)
+                _sh("ip", "-n", u, "link", "set", veth, "mtu", mtu, "master", "br-lab", "up")
+                _sh("ip", "-n", ns, "link", "set", "eth0", "address", node.mac, "mtu", mtu, "up")
+            self._container(node.name, log)
+
+    def _container(self, node: str, log: Callable[[str], None]) -> None:
+        mnt, uts = self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"
+        if _is_mount(mnt) and _is_mount(uts):
+            return
+        d = self.node_dir(node)
+        for sub in PRIVATE.values():
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy("/etc/resolv.conf", d / "resolv.conf") if os.path.exists("/etc/resolv.conf") else (
+            d / "resolv.conf").write_text("")
+        mnt.touch()
+        uts.touch()
+        binds = [f"mount --bind {d / sub} {target}" for target, sub in PRIVATE.items()]
+        binds.append(f"mount --bind {d / 'resolv.conf'} /etc/resolv.conf")
+        script = " && ".join([f"hostname {node}", *binds])
+        log(f"unshare --mount --uts   # {node}: own hostname, /run, /var/log, OVS/OVN/dhcp dirs")
+        _sh("unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", "sh", "-c", script)
+
+    def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
+        return ["nsenter", f"--net=/run/netns/{self.netns(node)}", f"--mount={self.nsdir / f'{node}.mnt'}",
+                f"--uts={self.nsdir / f'{node}.uts'}", "--wd=/", "--",
+                "env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                f"TERM={os.environ.get('TERM', 'xterm')}", "LANG=C.UTF-8", *argv]
+
+    def provisioner(self, node: str) -> list[str]:
+        # the node's mount namespace still sees the repository: run the provisioner from it
+        return ["env", f"PYTHONPATH={REPO}", PYTHON, "-m", "provision"]
+
+    def has_leftovers(self) -> bool:
+        mine = {self.underlay_ns, *(self.netns(n) for n in self._known_nodes())}
+        return self.state.exists() or bool(mine & set(self._netns_list()))
+
+    def status(self) -> dict[str, str]:
+        have = set(self._netns_list())
+        out = {}
+        for n in self.lab.nodes:
+            if self.netns(n.name) not in have:
+                out[n.name] = "not created"
+            else:
+                pidfile = self.node_dir(n.name) / "run/openvswitch/ovs-vswitchd.pid"
+                running = pidfile.exists() and _alive(int(pidfile.read_text().strip() or 0))
+                out[n.name] = "running" if running else "created (OVS stopped)"
+        return out
+
+    def destroy(self, log: Callable[[str], None]) -> None:
+        # Stop daemons by pidfile first (clean exits), then every process left in a node's UTS or network
+        # namespace: that catches what a trainee started by hand (a `dhclient --no-pid`), and only that.
+        for node in self._known_nodes():
+            pids = []
+            for pf in sorted((self.node_dir(node) / "run").rglob("*.pid")):
+                try:
+                    pids.append(int(pf.read_text().strip()))
+                except (OSError, ValueError):
+                    continue
+            inodes = {i for i in (_ns_inode(self.nsdir / f"{node}.uts"),
+                                  _ns_inode(Path(f"/run/netns/{self.netns(node)}"))) if i}
+            pids += self._pids_in(inodes)
+            if pids:
+                log(f"{node}: stopping {len(set(pids))} processes")
+                self._stop(sorted(set(pids)))
+            for f in (self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"):
+                if _is_mount(f):
+                    _sh("umount", str(f))
+        for ns in self._netns_list():
+            if ns == self.underlay_ns or ns in {self.netns(n) for n in self._known_nodes()}:
+                log(f"ip netns del {ns}")
+                _sh("ip", "netns", "del", ns, check=False)
+        if _is_mount(self.nsdir):
+            _sh("umount", str(self.nsdir))
+        if self.state.exists():
+            shutil.rmtree(self.state)
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _known_nodes(self) -> list[str]:
+        """Nodes from the lab and from the snapshot of the lab that was brought up (lab.toml may have changed)."""
+        names = [n.name for n in self.lab.nodes]
+        snap = self.state / "lab.json"
+        if snap.exists():
+            names += [n["name"] for n in json.loads(snap.read_text()).get("nodes", []) if n["name"] not in names]
+        return names
+
+    @staticmethod
+    def _netns_list() -> list[str]:
+        out = _sh("ip", "-j", "netns", "list", check=False).stdout
+        return [n["name"] for n in json.loads(out)] if out.strip() else []
+
+    @staticmethod
+    def _pids_in(inodes: set[int]) -> list[int]:
+        if not inodes:
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            for kind in ("uts", "net"):
+                try:
+                    link = os.readlink(f"/proc/{entry}/ns/{kind}")
+                except OSError:
+                    continue
+                if int(link.split("[")[1].rstrip("]")) in inodes:
+                    found.append(int(entry))
+                    break
+        return found
+
+    @staticmethod
+    def _stop(pids: list[int], grace: float = 5.0) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.05)
+        for pid in pids:
+            if _alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

@@ -1,0 +1,291 @@
+"""Stages and gates: lab.toml -> model -> plan -> backend. `tasks.py` calls these and nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Backend, get_backend
+from .gates import Gates, wait_for
+from .load import load_lab
+from .model import Lab
+from .plan import node_spec
+from .ui import console, step
+
+
+class LabError(Exception):
+    """A failure the user can act on: printed without a traceback."""
+
+
+class StageFailed(LabError):
+    pass
+
+
+# -- opening a lab ------------------------------------------------------------------------------------------
+def saved_backend(lab: Lab) -> str | None:
+    f = lab.state_dir / "state.json"
+    return json.loads(f.read_text())["backend"] if f.exists() else None
+
+
+def open_lab(config: str | Path, backend: str | None = None) -> tuple[Lab, Backend]:
+    """Load lab.toml; the backend is the one the lab was brought up with, else `backend`, else lab.toml's."""
+    lab = load_lab(config)
+    saved = saved_backend(lab)
+    if saved and backend and backend != saved:
+        raise LabError(f"lab {lab.name} is up with the {saved} backend; run `invoke teardown` before "
+                       f"`invoke up --backend {backend}`")
+    name = saved or backend or lab.backend
+    snap = lab.state_dir / "lab.json"
+    if snap.exists() and Path(lab.source).stat().st_mtime > snap.stat().st_mtime:
+        console.print(f"[yellow]note:[/] {lab.source} changed after `invoke up`; run `invoke up` again to apply it")
+    return lab, get_backend(name, lab)
+
+
+def remember(lab: Lab, backend: Backend) -> None:
+    lab.state_dir.mkdir(parents=True, exist_ok=True)
+    (lab.state_dir / "state.json").write_text(json.dumps({"backend": backend.name, "source": lab.source}) + "\n")
+    (lab.state_dir / "lab.json").write_text(json.dumps(asdict(lab), indent=1) + "\n")
+
+
+# -- running the provisioner ------------------------------------------------------------------------------
+class Provisioner:
+    def __init__(self, lab: Lab, backend: Backend, *, verbose: bool = False):
+        self.lab, self.b, self.verbose = lab, backend, verbose
+        self.macs: dict[str, str] = {}
+
+    def spec(self, node: str) -> dict[str, Any]:
+        return node_spec(self.lab, node, datapath=self.b.datapath, services=self.b.services,
+                         install=self.b.install, macs=self.macs)
+
+    def run(self, node: str, steps: Sequence[str], *, live: bool = False,
+            on_line: Callable[[str], None] | None = None) -> list[str]:
+        """Run provisioner steps on one node; output goes to the node's log (and the console when live)."""
+        lines: list[str] = []
+        log = (self.b.log_dir / f"{node}.log").open("a")
+
+        def line(text: str) -> None:
+            lines.append(text)
+            log.write(text + "\n")
+            log.flush()
+            if live or self.verbose:
+                console.print(text, markup=False, highlight=False)
+            if on_line:
+                on_line(text)
+
+        argv = [*self.b.provisioner(node), "--plan", "-", *steps]
+        with log:
+            rc = self.b.stream(node, argv, line, input=json.dumps(self.spec(node)))
+        if rc != 0:
+            tail = "\n".join(lines[-12:])
+            raise StageFailed(f"{node}: provisioning step {' '.join(steps)} failed (exit {rc}):\n{tail}\n"
+                              f"full log: {self.b.log_dir / f'{node}.log'}")
+        return lines
+
+    def run_all(self, nodes: Sequence[str], steps: Sequence[str]) -> None:
+        """In parallel on several nodes; the first failure is reported after all finished."""
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            futures = {n: pool.submit(self.run, n, steps) for n in nodes}
+        errors = [f.exception() for f in futures.values() if f.exception()]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+
+
+def _parallel(nodes: Sequence[str], fn: Callable[[str], object]) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        futures = [pool.submit(fn, n) for n in nodes]
+    for f in futures:
+        f.result()
+
+
+# -- tasks ------------------------------------------------------------------------------------------------
+def preflight(backend: Backend) -> None:
+    problems = []
+    for p in backend.probes():
+        err = p.check()
+        if err:
+            problems.append(f"  ✗ {p.name}: {err}\n    fix: {p.fix}")
+    if problems:
+        raise LabError(f"{backend.name} backend cannot start here:\n" + "\n".join(problems))
+
+
+def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = False) -> Lab:
+    lab, b = open_lab(config, backend_name)
+    t0 = time.monotonic()
+    console.print(f"lab [bold]{lab.name}[/]: {len(lab.nodes)} nodes on {lab.underlay.subnet}, backend {b.name}")
+    with step("preflight"):
+        preflight(b)
+    remember(lab, b)  # before creating anything: teardown must find whatever a failed up leaves
+    pv = Provisioner(lab, b, verbose=verbose)
+    g = Gates(lab, b)
+    names = lab.node_names
+    with step(f"create {len(names)} nodes"):
+        b.create(lambda msg: console.print(f"  {msg}", markup=False) if verbose else None)
+        _parallel(names, b.prepare)
+    with step("install: Open vSwitch and OVN present on every node"):
+        pv.run_all(names, ["install"])
+    with step("ovs: Open vSwitch running and the underlay address up on every node"):
+        pv.run_all(names, ["ovs", "underlay"])
+    central = lab.central.name
+    with step(f"central: NB/SB + ovn-northd on {central}, SB listening on 6642"):
+        pv.run(central, ["central"])
+        _parallel(names, lambda n: wait_for(n, f"SB tcp:{lab.central.ip}:6642 reachable over the underlay",
+                                            lambda: g.sb_reachable(n), g.dump(n), 60))
+    with step("chassis: br-int, external_ids, ovn-controller on every node"):
+        pv.run_all(names, ["chassis"])
+    with step(f"gate: {len(names)} chassis registered with their encap IP"):
+        _parallel(names, lambda n: wait_for(n, f"SB Encap geneve {lab.node(n).ip} for chassis {n}",
+                                            lambda: g.encap(n), g.dump(n), 90))
+    with step(f"gate: {len(names) - 1} geneve tunnels on every node"):
+        _parallel(names, lambda n: wait_for(n, f"{len(names) - 1} geneve ports with the other nodes' IPs",
+                                            lambda: g.tunnels(n), g.dump(n), 90))
+    console.print(f"[green]lab {lab.name} is up[/] in {time.monotonic() - t0:.1f} s "
+                  f"({b.name}); next: invoke demo")
+    return lab
+
+
+def demo(config: str | Path, *, verbose: bool = False) -> dict[str, str]:
+    """Tutorial steps 4-8 with their real output; returns port -> leased IP."""
+    lab, b = open_lab(config)
+    if saved_backend(lab) is None:
+        raise LabError(f"lab {lab.name} is not up: run `invoke up` first")
+    pv = Provisioner(lab, b, verbose=verbose)
+    g = Gates(lab, b)
+    central = lab.central.name
+    t0 = time.monotonic()
+
+    def title(text: str) -> None:
+        console.print(f"\n[bold cyan]## {text}[/]")
+
+    title("4-5. Logical switch with DHCP, logical ports (on central)")
+    pv.run(central, ["logical"], live=True)
+    found: dict[str, tuple[str, str]] = {}
+
+    def allocated() -> tuple[bool, str]:
+        ok, obs, got = g.dynamic_addresses()
+        found.update(got)
+        return ok, obs
+
+    wait_for(central, "dynamic_addresses of every port", allocated, g.dump(central), 30)
+    pv.macs = {p: mac for p, (mac, _) in found.items()}
+    ips = {p: ip for p, (_, ip) in found.items()}
+    pv.run(central, ["show-logical"], live=True)
+
+    title("6. Trace a DHCP request (on central)")
+    text = "\n".join(pv.run(central, ["trace"], live=True))
+    for t in pv.spec(central)["trace"]:
+        want = f"put_dhcp_opts(offerip = {ips[t['port']]}"
+        if want not in text:
+            raise StageFailed(f"{central}: ovn-trace of {t['port']} does not show {want}")
+
+    hosts = [n for n in lab.node_names if lab.ports_on(n)]
+    title("7-8. Bind the ports on the hypervisors, one namespace per port")
+    for n in hosts:
+        pv.run(n, ["bind"], live=True)
+    wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60)
+    _show(b, central, ["ovn-sbctl", "show"])
+
+    title("8. DHCP in each namespace")
+    for n in hosts:
+        pv.run(n, ["dhcp"], live=True)
+        wait_for(n, "leases equal to dynamic_addresses", lambda n=n: g.leases(n, ips), g.dump(n), 30)
+
+    title("Checks: vm to vm, on the same host and across the geneve tunnel")
+    ping_matrix(lab, b, ips)
+    console.print(f"\n[green]demo done[/] in {time.monotonic() - t0:.1f} s: "
+                  + ", ".join(f"{p.netns}={ips[p.name]}" for p in lab.ports))
+    return ips
+
+
+def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str]) -> None:
+    """From the first port's namespace to every other port."""
+    if len(lab.ports) < 2:
+        return
+    src = lab.ports[0]
+    for dst in lab.ports[1:]:
+        where = "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
+        console.print(f"[dim]# {src.netns} -> {dst.netns} ({where})[/]")
+        r = _show(b, src.node, ["ip", "netns", "exec", src.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
+                                ips[dst.name]])
+        if not r:
+            raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where})")
+
+
+def _show(b: Backend, node: str, argv: list[str]) -> bool:
+    console.print(f"{node} # {shlex.join(argv)}", markup=False)
+    r = b.run(node, argv, timeout=60)
+    if r.stdout or r.stderr:
+        console.print((r.stdout + r.stderr).rstrip(), markup=False, highlight=False)
+    return r.ok
+
+
+def status(config: str | Path) -> dict[str, Any]:
+    lab, b = open_lab(config)
+    out: dict[str, Any] = {"lab": lab.name, "backend": saved_backend(lab), "nodes": {}, "chassis": {},
+                           "bindings": {}, "leases": {}}
+    states = b.status()
+    for n in lab.nodes:
+        out["nodes"][n.name] = {"ip": n.ip, "central": n.central, "state": states.get(n.name, "?")}
+    if states.get(lab.central.name) != "running":
+        return out
+    g = Gates(lab, b)
+    try:
+        encaps = g.fact(lab.central.name, "sb_encaps")
+        chassis = {r["_uuid"]: r["name"] for r in g.fact(lab.central.name, "sb_chassis")}
+        out["chassis"] = {r["chassis_name"]: {"encap": r["type"], "ip": r["ip"]} for r in encaps}
+        for r in g.fact(lab.central.name, "sb_bindings"):
+            if isinstance(r["chassis"], str):
+                out["bindings"][r["logical_port"]] = {"chassis": chassis.get(r["chassis"]), "up": r.get("up")}
+    except RuntimeError as e:
+        out["error"] = str(e)
+    for n in lab.nodes:
+        if states.get(n.name) != "running":
+            continue
+        try:
+            out["nodes"][n.name]["tunnels"] = [r for r in sorted(
+                i["options"].get("remote_ip", "") for i in g.fact(n.name, "interfaces").values()
+                if i.get("type") == "geneve")]
+        except RuntimeError:
+            out["nodes"][n.name]["tunnels"] = None
+        for p in lab.ports_on(n.name):
+            try:
+                from provision.facts import addr_of
+                out["leases"][p.name] = {"node": n.name, "netns": p.netns,
+                                         "ipv4": addr_of(g.fact(n.name, "ns_addrs", p.netns), p.name)}
+            except RuntimeError:
+                out["leases"][p.name] = {"node": n.name, "netns": p.netns, "ipv4": []}
+    return out
+
+
+def exec_argv(config: str | Path, node: str, command: str | None) -> list[str]:
+    """The host argv that runs COMMAND (or an interactive shell) as root on NODE."""
+    lab, b = open_lab(config)
+    if saved_backend(lab) is None:
+        raise LabError(f"lab {lab.name} is not up: run `invoke up` first")
+    if node not in lab.node_names:
+        raise LabError(f"no node {node!r} in lab {lab.name}; nodes: {', '.join(lab.node_names)}")
+    if command is None:
+        return b.node_argv(node, ["/bin/bash", "-l"], tty=True)
+    return b.node_argv(node, ["/bin/sh", "-c", command], tty=os.isatty(0))
+
+
+def teardown(config: str | Path, *, box: bool = False) -> None:
+    lab = load_lab(config)
+    name = saved_backend(lab)
+    names = [name] if name else ["netns", "vagrant"]  # state lost: sweep with every backend that finds objects
+    t0 = time.monotonic()
+    for n in names:
+        b = get_backend(n, lab)
+        if not name and not b.has_leftovers():
+            continue
+        with step(f"teardown {lab.name} ({n})"):
+            b.destroy(lambda msg: console.print(f"  {msg}", markup=False))
+            if box:
+                b.remove_box(lambda msg: console.print(f"  {msg}", markup=False))
+    console.print(f"lab {lab.name} removed in {time.monotonic() - t0:.1f} s")
