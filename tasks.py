@@ -103,3 +103,22 @@ def teardown(c, config=CONFIG, box=False):
     from labgen.orchestrate import teardown as do_teardown
 
     _call(do_teardown, config, box=box)
+
+
+@task(help={"config": CONFIG_HELP})
+def render(c, config=CONFIG):
+    """Render Vagrantfile.j2 for lab.toml into the lab's state directory, check it with `vagrant validate`."""
+    from labgen.orchestrate import render as do_render
+
+    print(_call(do_render, config))
+
+
+@task(help={"name": "box name (default: vagrant.box of lab.toml)", "force": "rebuild even if the .box file exists",
+            "config": CONFIG_HELP})
+def box(c, name=None, force=False, config=CONFIG):
+    """Build the lab's Debian 12 box locally (debootstrap, OVS/OVN preinstalled) and add it to Vagrant."""
+    from labgen.box import build_box
+    from labgen.load import load_lab
+
+    lab = _call(load_lab, config)
+    _call(build_box, name or lab.vagrant.box, force=force)

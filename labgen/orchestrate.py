@@ -126,7 +126,7 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     g = Gates(lab, b)
     names = lab.node_names
     with step(f"create {len(names)} nodes"):
-        b.create(lambda msg: console.print(f"  {msg}", markup=False) if verbose else None)
+        b.create(lambda msg: console.print(f"  {msg}", markup=False, style="dim"))
         _parallel(names, b.prepare)
     with step("install: Open vSwitch and OVN present on every node"):
         pv.run_all(names, ["install"])
@@ -289,3 +289,13 @@ def teardown(config: str | Path, *, box: bool = False) -> None:
             if box:
                 b.remove_box(lambda msg: console.print(f"  {msg}", markup=False))
     console.print(f"lab {lab.name} removed in {time.monotonic() - t0:.1f} s")
+
+
+def render(config: str | Path) -> Path:
+    from .backends.vagrant import VagrantBackend
+
+    lab = load_lab(config)
+    b = VagrantBackend(lab)
+    path = b.render()
+    b.validate()
+    return path

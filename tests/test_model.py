@@ -1,0 +1,75 @@
+"""Tier 1: lab.toml loading and validation, with the exact messages a trainer sees."""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labgen.load import LabInvalid, load_lab, validate
+from tests.golden import HERE, error_log, model_json
+
+pytestmark = pytest.mark.model
+CASES = sorted((HERE / "errors").glob("*.toml"))
+
+
+def _same(got: str, expected_file: Path) -> None:
+    want = expected_file.read_text()
+    diff = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True), "expected", "got"))
+    assert got == want, f"{expected_file} differs (python3 tests/regen.py rewrites it):\n{diff}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_error_messages(case: Path) -> None:
+    _same(error_log(case), case.with_suffix(".log"))
+
+
+def test_every_error_names_file_key_and_fix() -> None:
+    for case in CASES:
+        for line in case.with_suffix(".log").read_text().splitlines():
+            assert line.startswith(f"tests/errors/{case.name}: "), line
+            assert "; fix: " in line, line
+
+
+def test_tutorial_lab_model() -> None:
+    _same(model_json(HERE.parent / "lab.toml"), HERE / "model" / "lab.json")
+
+
+def test_all_problems_reported_at_once() -> None:
+    with pytest.raises(LabInvalid) as e:
+        validate({"lab": {"nam": "x"}, "underlay": {"subnet": "bad"}, "nodes": {}})
+    paths = [i.path for i in e.value.issues]
+    assert paths == ["lab.nam", "underlay.subnet", "nodes"]
+
+
+def test_dynamic_mac_and_general_shape() -> None:
+    lab = validate({
+        "underlay": {"subnet": "10.9.0.0/24"},
+        "nodes": {f"h{i}": {"ip": f"10.9.0.{10 + i}", "central": i == 0} for i in range(10)},
+        "switches": {"a": {"subnet": "172.16.0.0/24", "dhcp": {"lease_time": 60, "router": "172.16.0.1",
+                                                              "server_id": "172.16.0.1", "server_mac": "02:00:00:00:00:01"}}},
+        "ports": {f"p{i}": {"switch": "a", "node": f"h{i % 10}", "netns": f"v{i}", "mac": "dynamic"} for i in range(30)},
+    })
+    assert len(lab.nodes) == 10 and len(lab.ports) == 30
+    assert lab.ports[0].mac is None and lab.ports[0].addresses == "dynamic"
+    assert lab.central.name == "h0"
+    assert len({n.mac for n in lab.nodes}) == 10
+
+
+def test_cli_prints_errors_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "lab.toml"
+    bad.write_text((HERE / "errors" / "duplicate-ip.toml").read_text())
+    r = subprocess.run([sys.executable, "-m", "invoke", "up", "--backend", "netns", "--config", str(bad)],
+                       cwd=HERE.parent, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stdout + r.stderr
+    assert f"{bad}: nodes.ovn-host-02.ip: 192.168.1.62 is also the address of nodes.ovn-host-01" in r.stdout
+    assert not (tmp_path / ".lab").exists()  # nothing started
+
+
+def test_default_lab_is_valid() -> None:
+    lab = load_lab(HERE.parent / "lab.toml")
+    assert [n.ip for n in lab.nodes] == ["192.168.1.61", "192.168.1.62", "192.168.1.63"]
