@@ -47,8 +47,13 @@ def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         return fn(*args, **kw)
 
 
-@task(help={"backend": "vagrant (libvirt VMs) or netns (namespaces on this host); remembered for later tasks",
-            "config": CONFIG_HELP, "verbose": "show every provisioning command and its output"})
+@task(
+    help={
+        "backend": "vagrant (libvirt VMs) or netns (namespaces on this host); remembered for later tasks",
+        "config": CONFIG_HELP,
+        "verbose": "show every provisioning command and its output",
+    }
+)
 def up(c, backend=None, config=CONFIG, verbose=False):
     """Bring the lab up: nodes, Open vSwitch, OVN central, chassis and geneve tunnels (tutorial steps 1-3)."""
     from labgen.orchestrate import up as do_up
@@ -77,8 +82,10 @@ def status(c, config=CONFIG, json_=False):
         print_status(st)
 
 
-@task(name="exec", help={"node": "node name, e.g. ovn-host-01", "command": "shell command run as root",
-                         "config": CONFIG_HELP})
+@task(
+    name="exec",
+    help={"node": "node name, e.g. ovn-host-01", "command": "shell command run as root", "config": CONFIG_HELP},
+)
 def exec_(c, node, command, config=CONFIG):
     """Run COMMAND with /bin/sh as root on NODE: its own output and exit code, nothing added."""
     from labgen.orchestrate import exec_argv
@@ -113,8 +120,13 @@ def render(c, config=CONFIG):
     print(_call(do_render, config))
 
 
-@task(help={"name": "box name (default: vagrant.box of lab.toml)", "force": "rebuild even if the .box file exists",
-            "config": CONFIG_HELP})
+@task(
+    help={
+        "name": "box name (default: vagrant.box of lab.toml)",
+        "force": "rebuild even if the .box file exists",
+        "config": CONFIG_HELP,
+    }
+)
 def box(c, name=None, force=False, config=CONFIG):
     """Build the lab's Debian 12 box locally (debootstrap, OVS/OVN preinstalled) and add it to Vagrant."""
     from labgen.box import build_box

@@ -17,11 +17,53 @@ from pathlib import Path
 
 from .ui import console, step
 
-PACKAGES = ["systemd-sysv", "systemd", "udev", "dbus", "libpam-systemd", "kmod", "iproute2", "ifupdown", "isc-dhcp-client", "openssh-server", "sudo", "python3", "linux-image-amd64", "initramfs-tools", "zstd", "openvswitch-switch", "ovn-central", "ovn-host", "iputils-ping", "netbase", "procps", "less", "tcpdump"]
+PACKAGES = [
+    "systemd-sysv",
+    "systemd",
+    "udev",
+    "dbus",
+    "libpam-systemd",
+    "kmod",
+    "iproute2",
+    "ifupdown",
+    "isc-dhcp-client",
+    "openssh-server",
+    "sudo",
+    "python3",
+    "linux-image-amd64",
+    "initramfs-tools",
+    "zstd",
+    "openvswitch-switch",
+    "ovn-central",
+    "ovn-host",
+    "iputils-ping",
+    "netbase",
+    "procps",
+    "less",
+    "tcpdump",
+]
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 biosdevname=0 mitigations=off quiet"
 SIZE_GIB = 4
 # Kernel module trees no lab VM needs: smaller image, faster depmod and boot.
-PRUNE_MODULES = ["drivers/gpu", "drivers/media", "drivers/net/wireless", "drivers/infiniband", "drivers/staging", "drivers/bluetooth", "drivers/isdn", "drivers/iio", "sound", "net/bluetooth", "net/mac80211", "net/wireless", "drivers/net/ethernet", "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/mpt3sas", "drivers/usb"]
+PRUNE_MODULES = [
+    "drivers/gpu",
+    "drivers/media",
+    "drivers/net/wireless",
+    "drivers/infiniband",
+    "drivers/staging",
+    "drivers/bluetooth",
+    "drivers/isdn",
+    "drivers/iio",
+    "sound",
+    "net/bluetooth",
+    "net/mac80211",
+    "net/wireless",
+    "drivers/net/ethernet",
+    "drivers/scsi/lpfc",
+    "drivers/scsi/qla2xxx",
+    "drivers/scsi/mpt3sas",
+    "drivers/usb",
+]
 
 FILES = {
     "etc/hostname": "bookworm\n",
@@ -48,7 +90,8 @@ FILES = {
     # Vagrant's Debian hostname step restarts ifup@ for every interface; tolerate non-hotplug ones
     "etc/systemd/system/ifup@.service.d/vagrant.conf": (
         "[Service]\nExecStart=\n"
-        "ExecStart=/bin/sh -ec 'ifup --allow=hotplug %I; ifquery --state %I || ! ifquery --allow=hotplug -l | grep -qx %I'\n"
+        "ExecStart=/bin/sh -ec 'ifup --allow=hotplug %I; "
+        "ifquery --state %I || ! ifquery --allow=hotplug -l | grep -qx %I'\n"
     ),
 }
 
@@ -143,8 +186,18 @@ def _debootstrap(root: Path, mirror: str, log: Path) -> None:
         shutil.rmtree(root)
     debs = cache_dir() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    _run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}", f"--include={','.join(PACKAGES)}",
-          "bookworm", str(root), mirror], log)
+    _run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--cache-dir={debs}",
+            f"--include={','.join(PACKAGES)}",
+            "bookworm",
+            str(root),
+            mirror,
+        ],
+        log,
+    )
 
 
 def _configure(root: Path, chroot: Callable[..., None]) -> None:
@@ -169,19 +222,33 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
             key.unlink()
         # every clone gets its own machine-id and OVS database / system-id
         (root / "etc/machine-id").write_text("")
-        for rel in ("var/lib/dbus/machine-id", "etc/openvswitch/conf.db", "etc/openvswitch/.conf.db.~lock~",
-                    "etc/openvswitch/system-id.conf"):
+        for rel in (
+            "var/lib/dbus/machine-id",
+            "etc/openvswitch/conf.db",
+            "etc/openvswitch/.conf.db.~lock~",
+            "etc/openvswitch/system-id.conf",
+        ):
             (root / rel).unlink(missing_ok=True)
         # TCG is slow: keep everything off the boot path that the provisioner starts where needed
-        chroot("sh", "-c", "systemctl disable ovn-central ovn-host ovn-ovsdb-server-nb ovn-ovsdb-server-sb "
-               "openvswitch-switch ovs-record-hostname apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
-               "e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-pstore.service getty@.service || true")
-        chroot("sh", "-c", "systemctl mask getty@tty1.service systemd-networkd-wait-online.service; "
-               "systemctl enable serial-getty@ttyS0.service || true")
+        chroot(
+            "sh",
+            "-c",
+            "systemctl disable ovn-central ovn-host ovn-ovsdb-server-nb ovn-ovsdb-server-sb "
+            "openvswitch-switch ovs-record-hostname apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
+            "e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-pstore.service getty@.service || true",
+        )
+        chroot(
+            "sh",
+            "-c",
+            "systemctl mask getty@tty1.service systemd-networkd-wait-online.service; "
+            "systemctl enable serial-getty@ttyS0.service || true",
+        )
         # initramfs with only what mounts /dev/vda
         conf = root / "etc/initramfs-tools/initramfs.conf"
-        conf.write_text("\n".join("MODULES=list" if line.startswith("MODULES=") else line
-                                  for line in conf.read_text().splitlines()) + "\n")
+        conf.write_text(
+            "\n".join("MODULES=list" if line.startswith("MODULES=") else line for line in conf.read_text().splitlines())
+            + "\n"
+        )
         (root / "etc/initramfs-tools/modules").write_text("virtio_pci\nvirtio_blk\next4\n")
         kver = sorted(os.listdir(root / "lib/modules"))[-1]
         for d in PRUNE_MODULES:
@@ -206,8 +273,21 @@ def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
     boxdir.mkdir()
     with raw.open("wb") as f:
         f.truncate(SIZE_GIB << 30)
-    _run(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(root), "-E", "lazy_itable_init=0,lazy_journal_init=0",
-          str(raw)], log)
+    _run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "root",
+            "-d",
+            str(root),
+            "-E",
+            "lazy_itable_init=0,lazy_journal_init=0",
+            str(raw),
+        ],
+        log,
+    )
     _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(boxdir / "box.img")], log)
     raw.unlink()
     shutil.copy(sorted((root / "boot").glob("vmlinuz-*"))[-1], boxdir / "vmlinuz")
@@ -224,3 +304,20 @@ def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
 
 def _box_add(name: str, out: Path, log: Path) -> None:
     _run(["vagrant", "box", "add", "--force", "--name", name, str(out)], log)
+    # vagrant-libvirt uploads a box into the pool once and never refreshes it: drop the old copy
+    slug = name.replace("/", "-VAGRANTSLASH-")
+    try:
+        import libvirt
+
+        libvirt.registerErrorHandler(lambda *_: None, None)
+        conn = libvirt.open("qemu:///system")
+    except Exception:
+        return
+    try:
+        for pool in conn.listAllStoragePools():
+            if pool.isActive():
+                for vol in pool.listAllVolumes():
+                    if vol.name().startswith(f"{slug}_vagrant_box_image"):
+                        vol.delete(0)
+    finally:
+        conn.close()

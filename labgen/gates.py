@@ -25,8 +25,9 @@ class GateTimeout(Exception):
         super().__init__(f"{node}: timed out after {timeout:.0f} s waiting for {what}\n  last seen: {observed}")
 
 
-def wait_for(node: str, what: str, probe: Callable[[], tuple[bool, str]], dump: Callable[[], str],
-             timeout: float = 60) -> float:
+def wait_for(
+    node: str, what: str, probe: Callable[[], tuple[bool, str]], dump: Callable[[], str], timeout: float = 60
+) -> float:
     """Poll `probe` until ok; returns the seconds it took."""
     t0 = time.monotonic()
     last: list[str] = ["(not checked)"]
@@ -38,8 +39,11 @@ def wait_for(node: str, what: str, probe: Callable[[], tuple[bool, str]], dump: 
             ok, last[0] = False, f"{type(e).__name__}: {e}"
         return ok
 
-    retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_exponential(multiplier=0.1, max=2),
-                        retry=retry_if_result(lambda ok: not ok))
+    retrying = Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        retry=retry_if_result(lambda ok: not ok),
+    )
     try:
         retrying(attempt)
     except RetryError:
@@ -74,19 +78,25 @@ class Gates:
             r = self.b.run(self.central, ["ovn-sbctl", "show"], timeout=20)
             parts.append(f"{self.central} # ovn-sbctl show\n{(r.stdout + r.stderr).rstrip()}")
             return "\n".join(parts)
+
         return collect
 
     # -- infrastructure -----------------------------------------------------------------------------------
     def sb_reachable(self, node: str) -> tuple[bool, str]:
-        r = self.b.run(node, ["ovn-sbctl", f"--db=tcp:{self.lab.central.ip}:6642", "--timeout=5", "--no-leader-only",
-                              "show"], timeout=15)
+        r = self.b.run(
+            node,
+            ["ovn-sbctl", f"--db=tcp:{self.lab.central.ip}:6642", "--timeout=5", "--no-leader-only", "show"],
+            timeout=15,
+        )
         return r.ok, "SB answers" if r.ok else (r.stderr.strip() or f"exit {r.rc}")
 
     def encap(self, node: str) -> tuple[bool, str]:
         want = self.lab.node(node).ip
         rows = [r for r in self.fact(self.central, "sb_encaps") if r["chassis_name"] == node]
         seen = ", ".join(f"{r['type']} {r['ip']}" for r in rows) or "no chassis row"
-        return any(r["ip"] == want and r["type"] == "geneve" for r in rows), f"Encap of {node}: {seen}, want geneve {want}"
+        return any(
+            r["ip"] == want and r["type"] == "geneve" for r in rows
+        ), f"Encap of {node}: {seen}, want geneve {want}"
 
     def tunnels(self, node: str) -> tuple[bool, str]:
         want = sorted(n.ip for n in self.lab.nodes if n.name != node)

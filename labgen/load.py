@@ -95,11 +95,16 @@ class _Checker:
         try:
             return ipaddress.IPv4Network(value)
         except ValueError as e:
-            self.bad(path, f"{value!r} is not an IPv4 network ({e})", "write it as a CIDR with no host bits, e.g. 10.0.0.0/24")
+            self.bad(
+                path,
+                f"{value!r} is not an IPv4 network ({e})",
+                "write it as a CIDR with no host bits, e.g. 10.0.0.0/24",
+            )
             return None
 
-    def address(self, value: str | None, path: str, within: ipaddress.IPv4Network | None,
-                within_key: str) -> ipaddress.IPv4Address | None:
+    def address(
+        self, value: str | None, path: str, within: ipaddress.IPv4Network | None, within_key: str
+    ) -> ipaddress.IPv4Address | None:
         if value is None:
             return None
         try:
@@ -109,8 +114,11 @@ class _Checker:
             return None
         if within is not None:
             if addr not in within:
-                self.bad(path, f"{addr} is outside {within_key} {within}",
-                         f"use an address in {within} or change {within_key}")
+                self.bad(
+                    path,
+                    f"{addr} is outside {within_key} {within}",
+                    f"use an address in {within} or change {within_key}",
+                )
             elif addr in (within.network_address, within.broadcast_address):
                 self.bad(path, f"{addr} is the network or broadcast address of {within}", "use a host address")
         return addr
@@ -123,8 +131,11 @@ class _Checker:
             self.bad(path, f"{value!r} is not a MAC address", 'write six hex pairs, e.g. "c0:ff:ee:00:00:11"')
             return None
         if not is_unicast_mac(low):
-            self.bad(path, f"{value} is not a unicast MAC (multicast bit set or all zero)",
-                     "use an even first octet, e.g. c0:ff:ee:... or 02:...")
+            self.bad(
+                path,
+                f"{value} is not a unicast MAC (multicast bit set or all zero)",
+                "use an even first octet, e.g. c0:ff:ee:... or 02:...",
+            )
             return None
         return low
 
@@ -134,8 +145,11 @@ def _tname(t: type) -> str:
 
 
 def _type_fix(key: str, typ: type) -> str:
-    return {str: f'quote it: {key} = "..."', int: f"write a number without quotes: {key} = 1024",
-            bool: f"write {key} = true or {key} = false"}.get(typ, "fix the type")
+    return {
+        str: f'quote it: {key} = "..."',
+        int: f"write a number without quotes: {key} = 1024",
+        bool: f"write {key} = true or {key} = false",
+    }.get(typ, "fix the type")
 
 
 def load_lab(path: str | Path) -> Lab:
@@ -144,7 +158,9 @@ def load_lab(path: str | Path) -> Lab:
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
-        raise LabInvalid(source, [Issue("(file)", f"cannot read: {e.strerror}", "pass --config PATH to a lab.toml")]) from e
+        raise LabInvalid(
+            source, [Issue("(file)", f"cannot read: {e.strerror}", "pass --config PATH to a lab.toml")]
+        ) from e
     try:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -159,8 +175,11 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
     lab_t = c.table(data.get("lab", {}), "lab", "lab")
     name = c.get(lab_t, "lab", "name", str, "ovn-lab")
     if name is not None and (not HOSTNAME.match(name) or len(name) > 20):
-        c.bad("lab.name", f"{name!r} cannot prefix host and interface names",
-              "use 1-20 lowercase letters, digits and '-', e.g. \"ovn-lab\"")
+        c.bad(
+            "lab.name",
+            f"{name!r} cannot prefix host and interface names",
+            "use 1-20 lowercase letters, digits and '-', e.g. \"ovn-lab\"",
+        )
     backend = c.get(lab_t, "lab", "backend", str, "vagrant")
     if backend is not None and backend not in BACKENDS:
         c.bad("lab.backend", f"unknown backend {backend!r}", did_you_mean(backend, BACKENDS))
@@ -192,10 +211,14 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
     if c.issues:
         raise LabInvalid(source, c.issues)
     return Lab(
-        name=name, source=source, backend=backend,
+        name=name,
+        source=source,
+        backend=backend,
         underlay=Underlay(str(underlay), mtu),
         vagrant=Vagrant(c.get(v_t, "vagrant", "box", str, "ovn-lab/bookworm"), accel, memory, cpus, str(mgmt)),
-        nodes=tuple(nodes), switches=tuple(switches), ports=tuple(ports),
+        nodes=tuple(nodes),
+        switches=tuple(switches),
+        ports=tuple(ports),
     )
 
 
@@ -219,12 +242,17 @@ def _nodes(c: _Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network | 
     for i, (name, t) in enumerate(tables.items()):
         path = f"nodes.{name}"
         if not HOSTNAME.match(name):
-            c.bad(path, f"{name!r} is not a valid hostname",
-                  "use lowercase letters, digits and '-' (not at the ends), at most 63 characters")
+            c.bad(
+                path,
+                f"{name!r} is not a valid hostname",
+                "use lowercase letters, digits and '-' (not at the ends), at most 63 characters",
+            )
         ip = c.address(c.get(t, path, "ip", str), f"{path}.ip", underlay, "underlay.subnet")
         if ip is not None:
             if ip in seen_ip:
-                c.bad(f"{path}.ip", f"{ip} is also the address of nodes.{seen_ip[ip]}", "give every node its own address")
+                c.bad(
+                    f"{path}.ip", f"{ip} is also the address of nodes.{seen_ip[ip]}", "give every node its own address"
+                )
             seen_ip[ip] = name
         central = c.get(t, path, "central", bool, False)
         nodes.append(Node(name, str(ip), bool(central), underlay_mac(lab, i)))
@@ -244,8 +272,11 @@ def _switches(c: _Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network
             c.bad(path, f"{name!r} is not a valid switch name", "use letters, digits, '_', '.' and '-'")
         subnet = c.network(c.get(t, path, "subnet", str), f"{path}.subnet")
         if subnet and underlay and subnet.overlaps(underlay):
-            c.bad(f"{path}.subnet", f"{subnet} overlaps underlay.subnet {underlay}",
-                  "the overlay must not reuse the underlay's addresses; pick another subnet")
+            c.bad(
+                f"{path}.subnet",
+                f"{subnet} overlaps underlay.subnet {underlay}",
+                "the overlay must not reuse the underlay's addresses; pick another subnet",
+            )
         exclude = c.get(t, path, "exclude_ips", str, "")
         if exclude and subnet:
             _exclude(c, exclude, f"{path}.exclude_ips", subnet)
@@ -256,21 +287,26 @@ def _switches(c: _Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network
         d = c.table(t["dhcp"], d_path, "dhcp")
         for key in DHCP_REQUIRED:
             if key not in d:
-                c.bad(f"{d_path}.{key}", "missing: OVN answers no DHCP request without it",
-                      f"add {key} = {'3600' if key == 'lease_time' else '...'} to [{d_path}]")
+                c.bad(
+                    f"{d_path}.{key}",
+                    "missing: OVN answers no DHCP request without it",
+                    f"add {key} = {'3600' if key == 'lease_time' else '...'} to [{d_path}]",
+                )
         lease = c.get(d, d_path, "lease_time", int, 0)
         if lease is not None and "lease_time" in d and lease <= 0:
             c.bad(f"{d_path}.lease_time", f"{lease} is not a lease time", "use seconds > 0, e.g. 3600")
         router = c.address(c.get(d, d_path, "router", str, "") or None, f"{d_path}.router", subnet, f"{path}.subnet")
-        server_id = c.address(c.get(d, d_path, "server_id", str, "") or None, f"{d_path}.server_id", subnet,
-                              f"{path}.subnet")
+        server_id = c.address(
+            c.get(d, d_path, "server_id", str, "") or None, f"{d_path}.server_id", subnet, f"{path}.subnet"
+        )
         server_mac = c.mac(c.get(d, d_path, "server_mac", str, "") or None, f"{d_path}.server_mac")
         dmtu = c.get(d, d_path, "mtu", int, 0)
         extra = (("mtu", str(dmtu)),) if dmtu else ()
         if dmtu and not 576 <= dmtu <= 9000:
             c.bad(f"{d_path}.mtu", f"{dmtu} is out of range", "use 576..9000, e.g. 1442 for geneve on a 1500 underlay")
-        switches.append(Switch(name, str(subnet), exclude,
-                               Dhcp(lease or 0, str(router), str(server_id), server_mac or "", extra)))
+        switches.append(
+            Switch(name, str(subnet), exclude, Dhcp(lease or 0, str(router), str(server_id), server_mac or "", extra))
+        )
     return switches
 
 
@@ -300,8 +336,7 @@ def _ports(c: _Checker, data: dict[str, Any], nodes: list[Node], switches: list[
     for name, t in _named(c, data, "ports", "port").items():
         path = f"ports.{name}"
         if not IFNAME.match(name):
-            c.bad(path, f"{name!r} cannot be a Linux interface name",
-                  "use at most 15 letters, digits, '_', '.' or '-'")
+            c.bad(path, f"{name!r} cannot be a Linux interface name", "use at most 15 letters, digits, '_', '.' or '-'")
         switch = c.get(t, path, "switch", str)
         if switch is not None and switch not in switch_names:
             c.bad(f"{path}.switch", f"no switch {switch!r}", did_you_mean(switch, switch_names))
@@ -311,18 +346,28 @@ def _ports(c: _Checker, data: dict[str, Any], nodes: list[Node], switches: list[
         netns = c.get(t, path, "netns", str)
         if netns is not None:
             if not IFNAME.match(netns):
-                c.bad(f"{path}.netns", f"{netns!r} is not a usable namespace name",
-                      "use at most 15 letters, digits, '_', '.' or '-'")
+                c.bad(
+                    f"{path}.netns",
+                    f"{netns!r} is not a usable namespace name",
+                    "use at most 15 letters, digits, '_', '.' or '-'",
+                )
             if (node, netns) in seen_ns:
-                c.bad(f"{path}.netns", f"{netns} on {node} is also used by ports.{seen_ns[(node, netns)]}",
-                      "give every port on a node its own netns")
+                c.bad(
+                    f"{path}.netns",
+                    f"{netns} on {node} is also used by ports.{seen_ns[(node, netns)]}",
+                    "give every port on a node its own netns",
+                )
             seen_ns[(node, netns)] = name
         mac_raw = c.get(t, path, "mac", str)
         mac = None
         if mac_raw is not None and mac_raw != "dynamic":
             mac = c.mac(mac_raw, f"{path}.mac")
             if mac in seen_mac:
-                c.bad(f"{path}.mac", f"{mac} is also the MAC of ports.{seen_mac[mac]}", 'give each port its own MAC or "dynamic"')
+                c.bad(
+                    f"{path}.mac",
+                    f"{mac} is also the MAC of ports.{seen_mac[mac]}",
+                    'give each port its own MAC or "dynamic"',
+                )
             if mac:
                 seen_mac[mac] = name
         ports.append(Port(name, switch or "", node or "", netns or "", mac))

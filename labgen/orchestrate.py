@@ -39,8 +39,10 @@ def open_lab(config: str | Path, backend: str | None = None) -> tuple[Lab, Backe
     lab = load_lab(config)
     saved = saved_backend(lab)
     if saved and backend and backend != saved:
-        raise LabError(f"lab {lab.name} is up with the {saved} backend; run `invoke teardown` before "
-                       f"`invoke up --backend {backend}`")
+        raise LabError(
+            f"lab {lab.name} is up with the {saved} backend; run `invoke teardown` before "
+            f"`invoke up --backend {backend}`"
+        )
     name = saved or backend or lab.backend
     snap = lab.state_dir / "lab.json"
     if snap.exists() and Path(lab.source).stat().st_mtime > snap.stat().st_mtime:
@@ -61,11 +63,13 @@ class Provisioner:
         self.macs: dict[str, str] = {}
 
     def spec(self, node: str) -> dict[str, Any]:
-        return node_spec(self.lab, node, datapath=self.b.datapath, services=self.b.services,
-                         install=self.b.install, macs=self.macs)
+        return node_spec(
+            self.lab, node, datapath=self.b.datapath, services=self.b.services, install=self.b.install, macs=self.macs
+        )
 
-    def run(self, node: str, steps: Sequence[str], *, live: bool = False,
-            on_line: Callable[[str], None] | None = None) -> list[str]:
+    def run(
+        self, node: str, steps: Sequence[str], *, live: bool = False, on_line: Callable[[str], None] | None = None
+    ) -> list[str]:
         """Run provisioner steps on one node; output goes to the node's log (and the console when live)."""
         lines: list[str] = []
         log = (self.b.log_dir / f"{node}.log").open("a")
@@ -84,8 +88,10 @@ class Provisioner:
             rc = self.b.stream(node, argv, line, input=json.dumps(self.spec(node)))
         if rc != 0:
             tail = "\n".join(lines[-12:])
-            raise StageFailed(f"{node}: provisioning step {' '.join(steps)} failed (exit {rc}):\n{tail}\n"
-                              f"full log: {self.b.log_dir / f'{node}.log'}")
+            raise StageFailed(
+                f"{node}: provisioning step {' '.join(steps)} failed (exit {rc}):\n{tail}\n"
+                f"full log: {self.b.log_dir / f'{node}.log'}"
+            )
         return lines
 
     def run_all(self, nodes: Sequence[str], steps: Sequence[str]) -> None:
@@ -135,18 +141,29 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     central = lab.central.name
     with step(f"central: NB/SB + ovn-northd on {central}, SB listening on 6642"):
         pv.run(central, ["central"])
-        _parallel(names, lambda n: wait_for(n, f"SB tcp:{lab.central.ip}:6642 reachable over the underlay",
-                                            lambda: g.sb_reachable(n), g.dump(n), 60))
+        _parallel(
+            names,
+            lambda n: wait_for(
+                n, f"SB tcp:{lab.central.ip}:6642 reachable over the underlay", lambda: g.sb_reachable(n), g.dump(n), 60
+            ),
+        )
     with step("chassis: br-int, external_ids, ovn-controller on every node"):
         pv.run_all(names, ["chassis"])
     with step(f"gate: {len(names)} chassis registered with their encap IP"):
-        _parallel(names, lambda n: wait_for(n, f"SB Encap geneve {lab.node(n).ip} for chassis {n}",
-                                            lambda: g.encap(n), g.dump(n), 90))
+        _parallel(
+            names,
+            lambda n: wait_for(
+                n, f"SB Encap geneve {lab.node(n).ip} for chassis {n}", lambda: g.encap(n), g.dump(n), 90
+            ),
+        )
     with step(f"gate: {len(names) - 1} geneve tunnels on every node"):
-        _parallel(names, lambda n: wait_for(n, f"{len(names) - 1} geneve ports with the other nodes' IPs",
-                                            lambda: g.tunnels(n), g.dump(n), 90))
-    console.print(f"[green]lab {lab.name} is up[/] in {time.monotonic() - t0:.1f} s "
-                  f"({b.name}); next: invoke demo")
+        _parallel(
+            names,
+            lambda n: wait_for(
+                n, f"{len(names) - 1} geneve ports with the other nodes' IPs", lambda: g.tunnels(n), g.dump(n), 90
+            ),
+        )
+    console.print(f"[green]lab {lab.name} is up[/] in {time.monotonic() - t0:.1f} s ({b.name}); next: invoke demo")
     return lab
 
 
@@ -198,8 +215,10 @@ def demo(config: str | Path, *, verbose: bool = False) -> dict[str, str]:
 
     title("Checks: vm to vm, on the same host and across the geneve tunnel")
     ping_matrix(lab, b, ips)
-    console.print(f"\n[green]demo done[/] in {time.monotonic() - t0:.1f} s: "
-                  + ", ".join(f"{p.netns}={ips[p.name]}" for p in lab.ports))
+    console.print(
+        f"\n[green]demo done[/] in {time.monotonic() - t0:.1f} s: "
+        + ", ".join(f"{p.netns}={ips[p.name]}" for p in lab.ports)
+    )
     return ips
 
 
@@ -211,8 +230,9 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str]) -> None:
     for dst in lab.ports[1:]:
         where = "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
         console.print(f"[dim]# {src.netns} -> {dst.netns} ({where})[/]")
-        r = _show(b, src.node, ["ip", "netns", "exec", src.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
-                                ips[dst.name]])
+        r = _show(
+            b, src.node, ["ip", "netns", "exec", src.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", ips[dst.name]]
+        )
         if not r:
             raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where})")
 
@@ -227,8 +247,14 @@ def _show(b: Backend, node: str, argv: list[str]) -> bool:
 
 def status(config: str | Path) -> dict[str, Any]:
     lab, b = open_lab(config)
-    out: dict[str, Any] = {"lab": lab.name, "backend": saved_backend(lab), "nodes": {}, "chassis": {},
-                           "bindings": {}, "leases": {}}
+    out: dict[str, Any] = {
+        "lab": lab.name,
+        "backend": saved_backend(lab),
+        "nodes": {},
+        "chassis": {},
+        "bindings": {},
+        "leases": {},
+    }
     states = b.status()
     for n in lab.nodes:
         out["nodes"][n.name] = {"ip": n.ip, "central": n.central, "state": states.get(n.name, "?")}
@@ -248,16 +274,25 @@ def status(config: str | Path) -> dict[str, Any]:
         if states.get(n.name) != "running":
             continue
         try:
-            out["nodes"][n.name]["tunnels"] = [r for r in sorted(
-                i["options"].get("remote_ip", "") for i in g.fact(n.name, "interfaces").values()
-                if i.get("type") == "geneve")]
+            out["nodes"][n.name]["tunnels"] = [
+                r
+                for r in sorted(
+                    i["options"].get("remote_ip", "")
+                    for i in g.fact(n.name, "interfaces").values()
+                    if i.get("type") == "geneve"
+                )
+            ]
         except RuntimeError:
             out["nodes"][n.name]["tunnels"] = None
         for p in lab.ports_on(n.name):
             try:
                 from provision.facts import addr_of
-                out["leases"][p.name] = {"node": n.name, "netns": p.netns,
-                                         "ipv4": addr_of(g.fact(n.name, "ns_addrs", p.netns), p.name)}
+
+                out["leases"][p.name] = {
+                    "node": n.name,
+                    "netns": p.netns,
+                    "ipv4": addr_of(g.fact(n.name, "ns_addrs", p.netns), p.name),
+                }
             except RuntimeError:
                 out["leases"][p.name] = {"node": n.name, "netns": p.netns, "ipv4": []}
     return out

@@ -8,8 +8,9 @@ from typing import Any
 from .model import Lab
 
 
-def node_spec(lab: Lab, node: str, *, datapath: str, services: str, install: bool,
-              macs: dict[str, str] | None = None) -> dict[str, Any]:
+def node_spec(
+    lab: Lab, node: str, *, datapath: str, services: str, install: bool, macs: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Everything one node needs. `macs` maps ports with a dynamic MAC to the MAC OVN chose."""
     n = lab.node(node)
     macs = macs or {}
@@ -24,12 +25,15 @@ def node_spec(lab: Lab, node: str, *, datapath: str, services: str, install: boo
         "datapath": datapath,
         "services": services,
         "install": install,
-        "bindings": [{"port": p.name, "netns": p.netns, "mac": p.mac or macs.get(p.name, "")}
-                     for p in lab.ports_on(node)],
+        "bindings": [
+            {"port": p.name, "netns": p.netns, "mac": p.mac or macs.get(p.name, "")} for p in lab.ports_on(node)
+        ],
     }
     if n.central:
-        spec["switches"] = [{"name": s.name, "subnet": s.subnet, "exclude_ips": s.exclude_ips,
-                             "dhcp": s.dhcp.options()} for s in lab.switches]
+        spec["switches"] = [
+            {"name": s.name, "subnet": s.subnet, "exclude_ips": s.exclude_ips, "dhcp": s.dhcp.options()}
+            for s in lab.switches
+        ]
         spec["ports"] = [{"name": p.name, "switch": p.switch, "addresses": p.addresses} for p in lab.ports]
         # trace the first port of each switch, as the tutorial traces port1
         traced: dict[str, Any] = {}

@@ -32,10 +32,21 @@ def rb(value: object) -> str:
 
 
 def render_vagrantfile(lab: Lab, accel: Accel, kernel: Kernel | None, *, fast_guest: bool) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=False,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["rb"] = rb
     return env.get_template("Vagrantfile.j2").render(
-        lab=lab, accel=accel, kernel=kernel, fast_guest=fast_guest, state_dir=str(lab.state_dir),
-        mgmt_network=f"{lab.name}-mgmt", underlay_network=f"{lab.name}-underlay")
+        lab=lab,
+        accel=accel,
+        kernel=kernel,
+        fast_guest=fast_guest,
+        state_dir=str(lab.state_dir),
+        mgmt_network=f"{lab.name}-mgmt",
+        underlay_network=f"{lab.name}-underlay",
+    )

@@ -31,13 +31,23 @@ def print_status(st: dict) -> None:  # type: ignore[type-arg]
     t = Table("node", "underlay IP", "state", "chassis encap", "geneve tunnels to")
     for name, n in st["nodes"].items():
         ch = st["chassis"].get(name)
-        t.add_row(name + (" (central)" if n["central"] else ""), n["ip"], n["state"],
-                  f"{ch['encap']} {ch['ip']}" if ch else "-", ", ".join(n.get("tunnels") or []) or "-")
+        t.add_row(
+            name + (" (central)" if n["central"] else ""),
+            n["ip"],
+            n["state"],
+            f"{ch['encap']} {ch['ip']}" if ch else "-",
+            ", ".join(n.get("tunnels") or []) or "-",
+        )
     console.print(t)
     if st["leases"] or st["bindings"]:
         t = Table("port", "bound on", "up", "netns", "IPv4")
         for port, lease in st["leases"].items():
             b = st["bindings"].get(port, {})
-            t.add_row(port, b.get("chassis") or "-", str(b.get("up", "-")), f"{lease['node']}:{lease['netns']}",
-                      ", ".join(lease["ipv4"]) or "-")
+            t.add_row(
+                port,
+                b.get("chassis") or "-",
+                str(b.get("up", "-")),
+                f"{lease['node']}:{lease['netns']}",
+                ", ".join(lease["ipv4"]) or "-",
+            )
         console.print(t)

@@ -57,7 +57,7 @@ class Wait:
     timeout: float = 60
 
 
-Op = Union[Cmd, Show, Noop, Wait]
+Op = Union[Cmd, Show, Noop, Wait]  # noqa: UP007 (a runtime alias; the guest may be Python 3.10)
 
 
 def _quote(arg: str) -> str:
@@ -121,8 +121,10 @@ class Facts(Mapping[str, Any]):
                     if fact.has_default:
                         self.cache[key] = fact.default
                         return fact.default
-                    raise StepFailed(f"cannot read fact {key}: {shlex.join(fact.argv(arg))} exited "
-                                     f"{r.returncode}: {r.stderr.strip()}")
+                    raise StepFailed(
+                        f"cannot read fact {key}: {shlex.join(fact.argv(arg))} exited "
+                        f"{r.returncode}: {r.stderr.strip()}"
+                    )
                 self.cache[key] = fact.parse(r.stdout)
         return self.cache[key]
 
@@ -194,8 +196,10 @@ class Runner:
                 self.say(f"{self.node} # : ok, {op.what} (after {time.monotonic() - t0:.1f} s)")
                 return
             if time.monotonic() - t0 > op.timeout:
-                raise StepFailed(f"timed out after {op.timeout:.0f} s waiting for {op.what}: "
-                                 f"{shlex.join(op.argv)} -> {(r.stdout + r.stderr).strip()[-500:]}")
+                raise StepFailed(
+                    f"timed out after {op.timeout:.0f} s waiting for {op.what}: "
+                    f"{shlex.join(op.argv)} -> {(r.stdout + r.stderr).strip()[-500:]}"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 

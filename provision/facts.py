@@ -59,7 +59,10 @@ def unit_state(unit: str) -> dict[str, bool]:
     def ok(*argv: str) -> bool:
         return subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
-    return {"enabled": ok("systemctl", "is-enabled", "--quiet", unit), "active": ok("systemctl", "is-active", "--quiet", unit)}
+    return {
+        "enabled": ok("systemctl", "is-enabled", "--quiet", unit),
+        "active": ok("systemctl", "is-active", "--quiet", unit),
+    }
 
 
 def tool_paths(_: str) -> dict[str, bool]:
@@ -76,19 +79,47 @@ FACTS: dict[str, Fact] = {
     "exists": Fact(None, read=exists),
     "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
     "unit": Fact(None, read=unit_state),
-    "dpkg_locked": Fact(None, read=lambda _: subprocess.run(
-        ["fuser", "/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"], stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL).returncode == 0),
+    "dpkg_locked": Fact(
+        None,
+        read=lambda _: (
+            subprocess.run(
+                ["fuser", "/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ).returncode
+            == 0
+        ),
+    ),
     # ovs (local)
-    "ovs_ids": Fact(lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=external_ids", "list",
-                               "open_vswitch"), lambda out: ovsdb_json(out)[0]["external_ids"]),
-    "bridges": Fact(lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=name,datapath_type,fail_mode",
-                               "list", "bridge"), lambda out: {r["name"]: r for r in ovsdb_json(out)}),
-    "bridge_ports": Fact(lambda br: ("ovs-vsctl", "--timeout=10", "list-ports", br), lines, default=[],
-                         has_default=True),
-    "interfaces": Fact(lambda _: ("ovs-vsctl", "--timeout=10", "--format=json",
-                                  "--columns=name,type,mac,external_ids,options,error", "list", "interface"),
-                       lambda out: {r["name"]: r for r in ovsdb_json(out)}),
+    "ovs_ids": Fact(
+        lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=external_ids", "list", "open_vswitch"),
+        lambda out: ovsdb_json(out)[0]["external_ids"],
+    ),
+    "bridges": Fact(
+        lambda _: (
+            "ovs-vsctl",
+            "--timeout=10",
+            "--format=json",
+            "--columns=name,datapath_type,fail_mode",
+            "list",
+            "bridge",
+        ),
+        lambda out: {r["name"]: r for r in ovsdb_json(out)},
+    ),
+    "bridge_ports": Fact(
+        lambda br: ("ovs-vsctl", "--timeout=10", "list-ports", br), lines, default=[], has_default=True
+    ),
+    "interfaces": Fact(
+        lambda _: (
+            "ovs-vsctl",
+            "--timeout=10",
+            "--format=json",
+            "--columns=name,type,mac,external_ids,options,error",
+            "list",
+            "interface",
+        ),
+        lambda out: {r["name"]: r for r in ovsdb_json(out)},
+    ),
     "addrs": Fact(lambda _: ("ip", "-j", "addr"), ip_json),
     "netns": Fact(lambda _: ("ip", "-j", "netns", "list"), netns_names),
     "ns_addrs": Fact(lambda ns: ("ip", "-n", ns, "-j", "addr"), ip_json, default=[], has_default=True),

@@ -51,8 +51,15 @@ def start_ovs(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
     if facts["pid_alive:ovsdb-server"]:
         yield Noop("ovsdb-server is running")
     else:
-        yield cmd("ovsdb-server", "/etc/openvswitch/conf.db", "--remote=punix:/run/openvswitch/db.sock",
-                  "--remote=db:Open_vSwitch,Open_vSwitch,manager_options", "--pidfile", *LOG, "--detach")
+        yield cmd(
+            "ovsdb-server",
+            "/etc/openvswitch/conf.db",
+            "--remote=punix:/run/openvswitch/db.sock",
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+            "--pidfile",
+            *LOG,
+            "--detach",
+        )
         yield cmd("ovs-vsctl", "--no-wait", "init")
     yield from daemon(facts, "ovs-vswitchd", "ovs-vswitchd", "--pidfile")
 
@@ -62,12 +69,23 @@ def start_central(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op
         yield from unit(facts, "ovn-central")
     else:
         yield from dirs(facts)
-        for db, schema, table in (("nb", "ovn-nb", "OVN_Northbound,NB_Global"), ("sb", "ovn-sb", "OVN_Southbound,SB_Global")):
+        for db, schema, table in (
+            ("nb", "ovn-nb", "OVN_Northbound,NB_Global"),
+            ("sb", "ovn-sb", "OVN_Southbound,SB_Global"),
+        ):
             path = f"/var/lib/ovn/ovn{db}_db.db"
             yield from db_file(facts, path, f"/usr/share/ovn/{schema}.ovsschema")
-            yield from daemon(facts, f"ovn{db}_db", "ovsdb-server", path, f"--remote=punix:/run/ovn/ovn{db}_db.sock",
-                              f"--remote=db:{table},connections", f"--pidfile=/run/ovn/ovn{db}_db.pid",
-                              f"--unixctl=/run/ovn/ovn{db}_db.ctl", log=f"--log-file=/var/log/ovn/ovsdb-server-{db}.log")
+            yield from daemon(
+                facts,
+                f"ovn{db}_db",
+                "ovsdb-server",
+                path,
+                f"--remote=punix:/run/ovn/ovn{db}_db.sock",
+                f"--remote=db:{table},connections",
+                f"--pidfile=/run/ovn/ovn{db}_db.pid",
+                f"--unixctl=/run/ovn/ovn{db}_db.ctl",
+                log=f"--log-file=/var/log/ovn/ovsdb-server-{db}.log",
+            )
         yield from daemon(facts, "ovn-northd", "ovn-northd", "--pidfile")
     # the unit returns before the databases answer; the set-connection below needs them
     yield Wait("the NB database answers", ("ovn-nbctl", "--timeout=5", "show"), 60)

@@ -26,8 +26,10 @@ def install(spec: Spec, facts: Facts) -> Iterator[Op]:
         yield Noop("Open vSwitch, OVN and dhclient are installed")
         return
     if not spec.get("install", True):
-        raise StepFailed(f"missing {', '.join(missing)} and this backend installs nothing: "
-                         "apt-get install openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping")
+        raise StepFailed(
+            f"missing {', '.join(missing)} and this backend installs nothing: "
+            "apt-get install openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping"
+        )
     # a fresh cloud image runs apt on first boot: wait for its lock instead of failing on it
     yield Wait("the dpkg lock is free", ("sh", "-c", "! fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock"), 600)
     pkgs = [*APT_PACKAGES, *(["ovn-central"] if spec["central"] else [])]
@@ -86,13 +88,21 @@ def underlay(spec: Spec, facts: Facts) -> Iterator[Op]:
     if spec["datapath"] != "netdev":
         nic = link(links, ip=spec["ip"])
         if nic is None:
-            raise StepFailed(f"no interface has the underlay address {spec['ip']}; interfaces: "
-                             + ", ".join(f"{lk['ifname']} {addr_of(links, lk['ifname'])}" for lk in links))
+            raise StepFailed(
+                f"no interface has the underlay address {spec['ip']}; interfaces: "
+                + ", ".join(f"{lk['ifname']} {addr_of(links, lk['ifname'])}" for lk in links)
+            )
         yield Noop(f"underlay {cidr} is on {nic['ifname']}")
         return
     # br-phy takes the NIC's MAC (other_config:hwaddr), so skip OVS's own devices when matching
-    nic = next((lk for lk in links if lk.get("address", "").lower() == spec["mac"]
-                and lk["ifname"] not in ("br-phy", "br-int", "ovs-netdev")), None)
+    nic = next(
+        (
+            lk
+            for lk in links
+            if lk.get("address", "").lower() == spec["mac"] and lk["ifname"] not in ("br-phy", "br-int", "ovs-netdev")
+        ),
+        None,
+    )
     if nic is None:
         raise StepFailed(f"no interface with the underlay MAC {spec['mac']}")
     name = nic["ifname"]
@@ -100,9 +110,23 @@ def underlay(spec: Spec, facts: Facts) -> Iterator[Op]:
     if "br-phy" in bridges and name in facts["bridge_ports:br-phy"]:
         yield Noop(f"br-phy (netdev) carries the underlay NIC {name}")
     else:
-        yield cmd("ovs-vsctl", "--may-exist", "add-br", "br-phy", "--", "set", "bridge", "br-phy",
-                  "datapath_type=netdev", f"other_config:hwaddr={spec['mac']}",
-                  "--", "--may-exist", "add-port", "br-phy", name)
+        yield cmd(
+            "ovs-vsctl",
+            "--may-exist",
+            "add-br",
+            "br-phy",
+            "--",
+            "set",
+            "bridge",
+            "br-phy",
+            "datapath_type=netdev",
+            f"other_config:hwaddr={spec['mac']}",
+            "--",
+            "--may-exist",
+            "add-port",
+            "br-phy",
+            name,
+        )
     if "UP" not in nic.get("flags", []):
         yield cmd("ip", "link", "set", name, "up")
     if cidr in addr_of(facts["addrs"], "br-phy"):
@@ -152,8 +176,9 @@ def logical(spec: Spec, facts: Facts) -> Iterator[Op]:
         opts = [f"{k}={v}" for k, v in sw["dhcp"].items()]
         if row is None:
             yield cmd("ovn-nbctl", "dhcp-options-create", sw["subnet"])
-            yield cmd("ovn-nbctl", "--bare", "--columns=_uuid", "find", "dhcp_options", f'cidr="{sw["subnet"]}"',
-                      capture=var)
+            yield cmd(
+                "ovn-nbctl", "--bare", "--columns=_uuid", "find", "dhcp_options", f'cidr="{sw["subnet"]}"', capture=var
+            )
             ref = f"${var}"
             yield cmd("ovn-nbctl", "dhcp-options-set-options", ref, *opts)
         else:
@@ -195,8 +220,10 @@ def show_logical(spec: Spec, facts: Facts) -> Iterator[Op]:
 def trace(spec: Spec, facts: Facts) -> Iterator[Op]:
     """Step 6: ovn-trace of a DHCP request from each traced port."""
     for t in spec.get("trace", []):
-        flow = (f'inport=="{t["port"]}" && eth.src=={t["mac"]} && ip4.src==0.0.0.0 && ip.ttl==1 && '
-                "ip4.dst==255.255.255.255 && udp.src==68 && udp.dst==67")
+        flow = (
+            f'inport=="{t["port"]}" && eth.src=={t["mac"]} && ip4.src==0.0.0.0 && ip.ttl==1 && '
+            "ip4.dst==255.255.255.255 && udp.src==68 && udp.dst==67"
+        )
         yield show("ovn-trace", "--summary", t["switch"], flow)
 
 
@@ -211,13 +238,32 @@ def bind(spec: Spec, facts: Facts) -> Iterator[Op]:
         iface = facts["interfaces"].get(port)
         want_ids = {"iface-id": port}
         if iface is None:
-            yield cmd("ovs-vsctl", "--may-exist", "add-port", "br-int", port, "--", "set", "interface", port,
-                      "type=internal", f'mac=["{mac}"]', f"external_ids:iface-id={port}")
+            yield cmd(
+                "ovs-vsctl",
+                "--may-exist",
+                "add-port",
+                "br-int",
+                port,
+                "--",
+                "set",
+                "interface",
+                port,
+                "type=internal",
+                f'mac=["{mac}"]',
+                f"external_ids:iface-id={port}",
+            )
         elif iface["type"] == "internal" and iface["mac"] == mac and iface["external_ids"].get("iface-id") == port:
             yield Noop(f"{port} is on br-int with iface-id={port} mac={mac}")
         else:
-            yield cmd("ovs-vsctl", "set", "interface", port, "type=internal", f'mac=["{mac}"]',
-                      *(f"external_ids:{k}={v}" for k, v in want_ids.items()))
+            yield cmd(
+                "ovs-vsctl",
+                "set",
+                "interface",
+                port,
+                "type=internal",
+                f'mac=["{mac}"]',
+                *(f"external_ids:{k}={v}" for k, v in want_ids.items()),
+            )
         in_ns = link(facts[f"ns_addrs:{ns}"], ifname=port)
         if in_ns is None:
             yield Wait(f"{port} appears on this node", ("ip", "link", "show", port), 10)
@@ -247,8 +293,9 @@ def dhcp(spec: Spec, facts: Facts) -> Iterator[Op]:
         if held and facts[f"pid_alive:{pidfile}"]:
             yield Noop(f"{ns} holds {', '.join(held)} (dhclient running)")
             continue
-        yield cmd("ip", "netns", "exec", ns, "dhclient", "-v", "-i", "-1", "-lf", leases, "-pf", pidfile, port,
-                  timeout=90)
+        yield cmd(
+            "ip", "netns", "exec", ns, "dhclient", "-v", "-i", "-1", "-lf", leases, "-pf", pidfile, port, timeout=90
+        )
     yield from show_leases(spec, facts)
 
 

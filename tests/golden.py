@@ -27,9 +27,15 @@ def model_json(path: Path) -> str:
 
 
 RENDER_CASES = {
-    "tcg-local-box": (Accel("qemu", "QEMU TCG: the CPU shows no vmx/svm"),
-                      Kernel("/var/lib/libvirt/images/ovn-lab-vmlinuz", "/var/lib/libvirt/images/ovn-lab-initrd.img",
-                             "root=/dev/vda rw console=ttyS0,115200"), True),
+    "tcg-local-box": (
+        Accel("qemu", "QEMU TCG: the CPU shows no vmx/svm"),
+        Kernel(
+            "/var/lib/libvirt/images/ovn-lab-vmlinuz",
+            "/var/lib/libvirt/images/ovn-lab-initrd.img",
+            "root=/dev/vda rw console=ttyS0,115200",
+        ),
+        True,
+    ),
     "kvm-public-box": (Accel("kvm", "KVM: the CPU has vmx/svm and /dev/kvm is usable"), None, False),
 }
 

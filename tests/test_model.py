@@ -46,13 +46,26 @@ def test_all_problems_reported_at_once() -> None:
 
 
 def test_dynamic_mac_and_general_shape() -> None:
-    lab = validate({
-        "underlay": {"subnet": "10.9.0.0/24"},
-        "nodes": {f"h{i}": {"ip": f"10.9.0.{10 + i}", "central": i == 0} for i in range(10)},
-        "switches": {"a": {"subnet": "172.16.0.0/24", "dhcp": {"lease_time": 60, "router": "172.16.0.1",
-                                                              "server_id": "172.16.0.1", "server_mac": "02:00:00:00:00:01"}}},
-        "ports": {f"p{i}": {"switch": "a", "node": f"h{i % 10}", "netns": f"v{i}", "mac": "dynamic"} for i in range(30)},
-    })
+    lab = validate(
+        {
+            "underlay": {"subnet": "10.9.0.0/24"},
+            "nodes": {f"h{i}": {"ip": f"10.9.0.{10 + i}", "central": i == 0} for i in range(10)},
+            "switches": {
+                "a": {
+                    "subnet": "172.16.0.0/24",
+                    "dhcp": {
+                        "lease_time": 60,
+                        "router": "172.16.0.1",
+                        "server_id": "172.16.0.1",
+                        "server_mac": "02:00:00:00:00:01",
+                    },
+                }
+            },
+            "ports": {
+                f"p{i}": {"switch": "a", "node": f"h{i % 10}", "netns": f"v{i}", "mac": "dynamic"} for i in range(30)
+            },
+        }
+    )
     assert len(lab.nodes) == 10 and len(lab.ports) == 30
     assert lab.ports[0].mac is None and lab.ports[0].addresses == "dynamic"
     assert lab.central.name == "h0"
@@ -62,8 +75,12 @@ def test_dynamic_mac_and_general_shape() -> None:
 def test_cli_prints_errors_without_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "lab.toml"
     bad.write_text((HERE / "errors" / "duplicate-ip.toml").read_text())
-    r = subprocess.run([sys.executable, "-m", "invoke", "up", "--backend", "netns", "--config", str(bad)],
-                       cwd=HERE.parent, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "invoke", "up", "--backend", "netns", "--config", str(bad)],
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stdout + r.stderr
     assert f"{bad}: nodes.ovn-host-02.ip: 192.168.1.62 is also the address of nodes.ovn-host-01" in r.stdout

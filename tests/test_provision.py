@@ -42,11 +42,24 @@ def changes(lines: list[str]) -> list[str]:
     return [ln for ln in lines if not ln.startswith((": ok", "wait:"))]
 
 
-RUNNING = {f"pid_alive:{d}": True for d in ("ovsdb-server", "ovs-vswitchd", "ovnnb_db", "ovnsb_db", "ovn-northd",
-                                             "ovn-controller")}
-DIRS = {f"exists:{d}": True for d in ("/run/openvswitch", "/run/ovn", "/var/log/openvswitch", "/var/log/ovn",
-                                       "/etc/openvswitch", "/var/lib/ovn", "/etc/openvswitch/conf.db",
-                                       "/var/lib/ovn/ovnnb_db.db", "/var/lib/ovn/ovnsb_db.db")}
+RUNNING = {
+    f"pid_alive:{d}": True
+    for d in ("ovsdb-server", "ovs-vswitchd", "ovnnb_db", "ovnsb_db", "ovn-northd", "ovn-controller")
+}
+DIRS = {
+    f"exists:{d}": True
+    for d in (
+        "/run/openvswitch",
+        "/run/ovn",
+        "/var/log/openvswitch",
+        "/var/log/ovn",
+        "/etc/openvswitch",
+        "/var/lib/ovn",
+        "/etc/openvswitch/conf.db",
+        "/var/lib/ovn/ovnnb_db.db",
+        "/var/lib/ovn/ovnsb_db.db",
+    )
+}
 
 
 def test_ovs_fresh_daemons() -> None:
@@ -68,27 +81,41 @@ def test_ovs_done_daemons() -> None:
 def test_ovs_systemd() -> None:
     s = spec("ovn-host-01", services="systemd", datapath="system")
     assert plan("ovs", s, {"unit:openvswitch-switch": {"enabled": False, "active": True}}) == [
-        "systemctl enable --now openvswitch-switch"]
+        "systemctl enable --now openvswitch-switch"
+    ]
     assert changes(plan("ovs", s, {"unit:openvswitch-switch": {"enabled": True, "active": True}})) == []
 
 
 def test_central_fresh_and_done() -> None:
     s = spec("ovn-central-01", services="systemd", datapath="system")
     fresh = plan("central", s, {"unit:ovn-central": {"enabled": False, "active": False}, "sb_connection": []})
-    assert fresh == ["systemctl enable --now ovn-central", "wait: the NB database answers",
-                     "wait: the SB database answers", "ovn-sbctl set-connection ptcp:6642"]
+    assert fresh == [
+        "systemctl enable --now ovn-central",
+        "wait: the NB database answers",
+        "wait: the SB database answers",
+        "ovn-sbctl set-connection ptcp:6642",
+    ]
     done = plan("central", s, {"unit:ovn-central": {"enabled": True, "active": True}, "sb_connection": ["ptcp:6642"]})
     assert changes(done) == []
 
 
-IDS_DONE = {"ovn-remote": "tcp:192.168.1.61:6642", "ovn-encap-ip": "192.168.1.62", "ovn-encap-type": "geneve",
-            "system-id": "ovn-host-01", "hostname": "ovn-host-01"}
+IDS_DONE = {
+    "ovn-remote": "tcp:192.168.1.61:6642",
+    "ovn-encap-ip": "192.168.1.62",
+    "ovn-encap-type": "geneve",
+    "system-id": "ovn-host-01",
+    "hostname": "ovn-host-01",
+}
 
 
 def test_chassis_fresh_vm() -> None:
     s = spec("ovn-host-01", services="systemd", datapath="system")
-    facts = {"hostname": "bookworm", "bridges": {}, "ovs_ids": {"system-id": "x"},
-             "unit:ovn-host": {"enabled": False, "active": False}}
+    facts = {
+        "hostname": "bookworm",
+        "bridges": {},
+        "ovs_ids": {"system-id": "x"},
+        "unit:ovn-host": {"enabled": False, "active": False},
+    }
     assert changes(plan("chassis", s, facts)) == [
         "hostnamectl set-hostname ovn-host-01",
         "sed -i 's/^127.0.1.1.*/127.0.1.1 ovn-host-01/' /etc/hosts",
@@ -101,14 +128,19 @@ def test_chassis_fresh_vm() -> None:
 
 
 def test_chassis_done_netns() -> None:
-    facts = {"hostname": "ovn-host-01", "bridges": {"br-int": {"datapath_type": "netdev", "fail_mode": "secure"}},
-             "ovs_ids": IDS_DONE | {"ovn-bridge-datapath-type": "netdev"}, "pid_alive:ovn-controller": True}
+    facts = {
+        "hostname": "ovn-host-01",
+        "bridges": {"br-int": {"datapath_type": "netdev", "fail_mode": "secure"}},
+        "ovs_ids": IDS_DONE | {"ovn-bridge-datapath-type": "netdev"},
+        "pid_alive:ovn-controller": True,
+    }
     assert changes(plan("chassis", spec("ovn-host-01"), facts)) == []
 
 
-LINKS_FRESH = [{"ifname": "lo", "flags": ["UP"], "address": "00:00:00:00:00:00", "addr_info": []},
-               {"ifname": "eth0", "flags": ["UP"], "address": "52:54:00:e1:37:02", "link_type": "ether",
-                "addr_info": []}]
+LINKS_FRESH = [
+    {"ifname": "lo", "flags": ["UP"], "address": "00:00:00:00:00:00", "addr_info": []},
+    {"ifname": "eth0", "flags": ["UP"], "address": "52:54:00:e1:37:02", "link_type": "ether", "addr_info": []},
+]
 
 
 def test_underlay_netdev_fresh_and_done() -> None:
@@ -120,8 +152,15 @@ def test_underlay_netdev_fresh_and_done() -> None:
         "ip addr replace 192.168.1.62/24 dev br-phy",
         "ip link set br-phy up",
     ]
-    done_links = [*LINKS_FRESH, {"ifname": "br-phy", "flags": ["UP"], "address": "52:54:00:e1:37:02",
-                                 "addr_info": [{"family": "inet", "local": "192.168.1.62", "prefixlen": 24}]}]
+    done_links = [
+        *LINKS_FRESH,
+        {
+            "ifname": "br-phy",
+            "flags": ["UP"],
+            "address": "52:54:00:e1:37:02",
+            "addr_info": [{"family": "inet", "local": "192.168.1.62", "prefixlen": 24}],
+        },
+    ]
     done = plan("underlay", s, {"addrs": done_links, "bridges": {"br-phy": {}}, "bridge_ports:br-phy": ["eth0"]})
     assert changes(done) == []
 
@@ -132,33 +171,76 @@ def test_underlay_vm_finds_nic_by_address_not_name() -> None:
     assert plan("underlay", s, {"addrs": links}) == [": ok, underlay 192.168.1.62/24 is on enp9s0"]
 
 
-
 def test_logical_fresh() -> None:
     s = spec("ovn-central-01")
     got = changes(plan("logical", s, {"nb_switches": [], "nb_dhcp": [], "nb_ports": []}))
     assert got[:5] == [
         "ovn-nbctl --may-exist ls-add net0",
-        "ovn-nbctl set logical_switch net0 other_config:subnet=10.0.0.0/24 other_config:exclude_ips=10.0.0.1..10.0.0.10",
+        "ovn-nbctl set logical_switch net0 other_config:subnet=10.0.0.0/24 "
+        "other_config:exclude_ips=10.0.0.1..10.0.0.10",
         "ovn-nbctl dhcp-options-create 10.0.0.0/24",
         "CIDR_UUID=$(ovn-nbctl --bare --columns=_uuid find dhcp_options 'cidr=\"10.0.0.0/24\"')",
         "ovn-nbctl dhcp-options-set-options $CIDR_UUID lease_time=3600 router=10.0.0.1 server_id=10.0.0.1 "
         "server_mac=c0:ff:ee:00:00:01",
     ]
-    assert got[5:8] == ["ovn-nbctl --may-exist lsp-add net0 port1",
-                        "ovn-nbctl lsp-set-addresses port1 'c0:ff:ee:00:00:11 dynamic'",
-                        "ovn-nbctl lsp-set-dhcpv4-options port1 $CIDR_UUID"]
+    assert got[5:8] == [
+        "ovn-nbctl --may-exist lsp-add net0 port1",
+        "ovn-nbctl lsp-set-addresses port1 'c0:ff:ee:00:00:11 dynamic'",
+        "ovn-nbctl lsp-set-dhcpv4-options port1 $CIDR_UUID",
+    ]
     assert len(got) == 5 + 3 * 3
 
 
 # real `ovn-nbctl --format=json` output of a finished demo, parsed by the provisioner's own parser
-NB_PORTS = json.dumps({"headings": ["_uuid", "name", "addresses", "dynamic_addresses", "dhcpv4_options", "up"],
-                       "data": [[["uuid", f"p{i}"], f"port{i}", f"c0:ff:ee:00:00:1{i} dynamic",
-                                 f"c0:ff:ee:00:00:1{i} 10.0.0.1{i}", ["uuid", "d1"], True] for i in (1, 2, 3)]})
-NB_SWITCHES = json.dumps({"headings": ["_uuid", "name", "other_config", "ports"], "data": [[
-    ["uuid", "s1"], "net0", ["map", [["exclude_ips", "10.0.0.1..10.0.0.10"], ["subnet", "10.0.0.0/24"]]],
-    ["set", [["uuid", "p1"], ["uuid", "p2"], ["uuid", "p3"]]]]]})
-NB_DHCP = json.dumps({"headings": ["_uuid", "cidr", "options"], "data": [[["uuid", "d1"], "10.0.0.0/24", ["map", [
-    ["lease_time", "3600"], ["router", "10.0.0.1"], ["server_id", "10.0.0.1"], ["server_mac", "c0:ff:ee:00:00:01"]]]]]})
+NB_PORTS = json.dumps(
+    {
+        "headings": ["_uuid", "name", "addresses", "dynamic_addresses", "dhcpv4_options", "up"],
+        "data": [
+            [
+                ["uuid", f"p{i}"],
+                f"port{i}",
+                f"c0:ff:ee:00:00:1{i} dynamic",
+                f"c0:ff:ee:00:00:1{i} 10.0.0.1{i}",
+                ["uuid", "d1"],
+                True,
+            ]
+            for i in (1, 2, 3)
+        ],
+    }
+)
+NB_SWITCHES = json.dumps(
+    {
+        "headings": ["_uuid", "name", "other_config", "ports"],
+        "data": [
+            [
+                ["uuid", "s1"],
+                "net0",
+                ["map", [["exclude_ips", "10.0.0.1..10.0.0.10"], ["subnet", "10.0.0.0/24"]]],
+                ["set", [["uuid", "p1"], ["uuid", "p2"], ["uuid", "p3"]]],
+            ]
+        ],
+    }
+)
+NB_DHCP = json.dumps(
+    {
+        "headings": ["_uuid", "cidr", "options"],
+        "data": [
+            [
+                ["uuid", "d1"],
+                "10.0.0.0/24",
+                [
+                    "map",
+                    [
+                        ["lease_time", "3600"],
+                        ["router", "10.0.0.1"],
+                        ["server_id", "10.0.0.1"],
+                        ["server_mac", "c0:ff:ee:00:00:01"],
+                    ],
+                ],
+            ]
+        ],
+    }
+)
 
 
 def test_logical_done() -> None:
@@ -175,8 +257,9 @@ def test_logical_fixes_a_port_without_dhcp_options() -> None:
 
 def test_trace_uses_the_port_mac() -> None:
     assert plan("trace", spec("ovn-central-01"), {}) == [
-        "ovn-trace --summary net0 'inport==\"port1\" && eth.src==c0:ff:ee:00:00:11 && ip4.src==0.0.0.0 && "
-        "ip.ttl==1 && ip4.dst==255.255.255.255 && udp.src==68 && udp.dst==67'"]
+        'ovn-trace --summary net0 \'inport=="port1" && eth.src==c0:ff:ee:00:00:11 && ip4.src==0.0.0.0 && '
+        "ip.ttl==1 && ip4.dst==255.255.255.255 && udp.src==68 && udp.dst==67'"
+    ]
 
 
 def test_bind_fresh_and_done() -> None:
@@ -190,28 +273,43 @@ def test_bind_fresh_and_done() -> None:
         "ip -n vm3 addr add 127.0.0.1/8 dev lo",
         "ip -n vm3 link set lo up",
     ]
-    done = plan("bind", s, {
-        "netns": ["vm3"],
-        "interfaces": {"port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}},
-        "ns_addrs:vm3": [{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-                         {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "addr_info": []}]})
+    done = plan(
+        "bind",
+        s,
+        {
+            "netns": ["vm3"],
+            "interfaces": {
+                "port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}
+            },
+            "ns_addrs:vm3": [
+                {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+                {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "addr_info": []},
+            ],
+        },
+    )
     assert changes(done) == []
 
 
 def test_bind_corrects_a_wrong_mac_in_the_namespace() -> None:
-    facts = {"netns": ["vm3"],
-             "interfaces": {"port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13",
-                                      "external_ids": {"iface-id": "port3"}}},
-             "ns_addrs:vm3": [{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-                              {"ifname": "port3", "address": "c0:ff:ee:00:00:99", "addr_info": []}]}
+    facts = {
+        "netns": ["vm3"],
+        "interfaces": {
+            "port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}
+        },
+        "ns_addrs:vm3": [
+            {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+            {"ifname": "port3", "address": "c0:ff:ee:00:00:99", "addr_info": []},
+        ],
+    }
     assert changes(plan("bind", spec("ovn-host-02"), facts)) == ["ip -n vm3 link set port3 address c0:ff:ee:00:00:13"]
 
 
 def test_dhcp_fresh_and_done() -> None:
     s = spec("ovn-host-02")
     fresh = plan("dhcp", s, {"ns_addrs:vm3": [], "pid_alive:/run/dhclient-vm3.pid": False})
-    assert fresh[0] == ("ip netns exec vm3 dhclient -v -i -1 -lf /var/lib/dhcp/dhclient-vm3.leases "
-                        "-pf /run/dhclient-vm3.pid port3")
+    assert fresh[0] == (
+        "ip netns exec vm3 dhclient -v -i -1 -lf /var/lib/dhcp/dhclient-vm3.leases -pf /run/dhclient-vm3.pid port3"
+    )
     held = [{"ifname": "port3", "addr_info": [{"family": "inet", "local": "10.0.0.13", "prefixlen": 24}]}]
     done = plan("dhcp", s, {"ns_addrs:vm3": held, "pid_alive:/run/dhclient-vm3.pid": True})
     assert [ln for ln in done if "dhclient" in ln] == [": ok, vm3 holds 10.0.0.13/24 (dhclient running)"]
@@ -222,10 +320,12 @@ def test_install_missing_packages() -> None:
     tools = {t: False for t in ("ovs-vsctl", "ovn-controller", "ovn-northd", "dhclient", "ping")}
     got = plan("install", s, {"tools": tools})
     assert got[0] == "wait: the dpkg lock is free"
-    assert got[-1].endswith("apt-get install -y -q openvswitch-switch ovn-host isc-dhcp-client iputils-ping tcpdump "
-                            "ovn-central")
+    assert got[-1].endswith(
+        "apt-get install -y -q openvswitch-switch ovn-host isc-dhcp-client iputils-ping tcpdump ovn-central"
+    )
     assert plan("install", s, {"tools": dict.fromkeys(tools, True)}) == [
-        ": ok, Open vSwitch, OVN and dhclient are installed"]
+        ": ok, Open vSwitch, OVN and dhclient are installed"
+    ]
 
 
 def test_undeclared_fact_is_an_error() -> None:

@@ -35,8 +35,13 @@ def test_vagrant_validate(case: str, tmp_path: Path) -> None:
     if not shutil.which("vagrant"):
         pytest.skip("vagrant not installed (.ci/run installs it)")
     (tmp_path / "Vagrantfile").write_text(vagrantfile(case).replace("/STATE", str(tmp_path)))
-    r = subprocess.run(["vagrant", "validate"], cwd=tmp_path, capture_output=True, text=True,
-                       env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(Path.home()), "VAGRANT_DEFAULT_PROVIDER": "libvirt"})
+    r = subprocess.run(
+        ["vagrant", "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(Path.home()), "VAGRANT_DEFAULT_PROVIDER": "libvirt"},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

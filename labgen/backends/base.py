@@ -90,12 +90,25 @@ class Backend(ABC):
             return Result(tuple(argv), 124, out, f"timed out after {timeout:.0f} s")
         return Result(tuple(argv), r.returncode, r.stdout, r.stderr)
 
-    def stream(self, node: str, argv: Sequence[str], on_line: Callable[[str], None], *,
-               input: str | None = None, timeout: float = 1800) -> int:
+    def stream(
+        self,
+        node: str,
+        argv: Sequence[str],
+        on_line: Callable[[str], None],
+        *,
+        input: str | None = None,
+        timeout: float = 1800,
+    ) -> int:
         """Run with stdout+stderr merged, handing each line over as it comes."""
         full = self.node_argv(node, argv)
-        with subprocess.Popen(full, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as p:
+        with subprocess.Popen(
+            full,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        ) as p:
             if input is not None:
                 assert p.stdin is not None
                 p.stdin.write(input)

@@ -9,6 +9,7 @@ its own: the root namespace has no address or route in the lab's subnets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -91,10 +92,17 @@ class NetnsBackend(Backend):
 
         return [
             Probe("root", lambda: None if os.geteuid() == 0 else "the netns backend needs root", "run as root (sudo)"),
-            Probe("tools", missing, "apt-get install openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping"),
-            Probe("python3", lambda: None if os.path.exists(PYTHON) else f"{PYTHON} missing", "apt-get install python3"),
-            Probe("mount points", lambda: ", ".join(p for p in PRIVATE if not os.path.isdir(p)) or None,
-                  "install the packages above: they create these directories"),
+            Probe(
+                "tools", missing, "apt-get install openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping"
+            ),
+            Probe(
+                "python3", lambda: None if os.path.exists(PYTHON) else f"{PYTHON} missing", "apt-get install python3"
+            ),
+            Probe(
+                "mount points",
+                lambda: ", ".join(p for p in PRIVATE if not os.path.isdir(p)) or None,
+                "install the packages above: they create these directories",
+            ),
         ]
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -136,7 +144,8 @@ class NetnsBackend(Backend):
         for sub in PRIVATE.values():
             (d / sub).mkdir(parents=True, exist_ok=True)
         shutil.copy("/etc/resolv.conf", d / "resolv.conf") if os.path.exists("/etc/resolv.conf") else (
-            d / "resolv.conf").write_text("")
+            d / "resolv.conf"
+        ).write_text("")
         mnt.touch()
         uts.touch()
         binds = [f"mount --bind {d / sub} {target}" for target, sub in PRIVATE.items()]
@@ -146,10 +155,21 @@ class NetnsBackend(Backend):
         _sh("unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", "sh", "-c", script)
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
-        return ["nsenter", f"--net=/run/netns/{self.netns(node)}", f"--mount={self.nsdir / f'{node}.mnt'}",
-                f"--uts={self.nsdir / f'{node}.uts'}", "--wd=/", "--",
-                "env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-                f"TERM={os.environ.get('TERM', 'xterm')}", "LANG=C.UTF-8", *argv]
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.netns(node)}",
+            f"--mount={self.nsdir / f'{node}.mnt'}",
+            f"--uts={self.nsdir / f'{node}.uts'}",
+            "--wd=/",
+            "--",
+            "env",
+            "-i",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            f"TERM={os.environ.get('TERM', 'xterm')}",
+            "LANG=C.UTF-8",
+            *argv,
+        ]
 
     def provisioner(self, node: str) -> list[str]:
         # the node's mount namespace still sees the repository: run the provisioner from it
@@ -181,8 +201,11 @@ class NetnsBackend(Backend):
                     pids.append(int(pf.read_text().strip()))
                 except (OSError, ValueError):
                     continue
-            inodes = {i for i in (_ns_inode(self.nsdir / f"{node}.uts"),
-                                  _ns_inode(Path(f"/run/netns/{self.netns(node)}"))) if i}
+            inodes = {
+                i
+                for i in (_ns_inode(self.nsdir / f"{node}.uts"), _ns_inode(Path(f"/run/netns/{self.netns(node)}")))
+                if i
+            }
             pids += self._pids_in(inodes)
             if pids:
                 log(f"{node}: stopping {len(set(pids))} processes")
@@ -234,16 +257,12 @@ class NetnsBackend(Backend):
     @staticmethod
     def _stop(pids: list[int], grace: float = 5.0) -> None:
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(_alive(p) for p in pids):
             time.sleep(0.05)
         for pid in pids:
             if _alive(pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass

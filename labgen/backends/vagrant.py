@@ -81,15 +81,26 @@ class VagrantBackend(Backend):
     # -- vagrant ------------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(VAGRANT_CWD=str(self.state), VAGRANT_DEFAULT_PROVIDER="libvirt", VAGRANT_NO_COLOR="1",
-                   VAGRANT_CHECKPOINT_DISABLE="1", VAGRANT_LOG=env.get("VAGRANT_LOG", "error"))
+        env.update(
+            VAGRANT_CWD=str(self.state),
+            VAGRANT_DEFAULT_PROVIDER="libvirt",
+            VAGRANT_NO_COLOR="1",
+            VAGRANT_CHECKPOINT_DISABLE="1",
+            VAGRANT_LOG=env.get("VAGRANT_LOG", "error"),
+        )
         return env
 
     def vagrant(self, log: Path) -> Any:
         import vagrant
 
-        return vagrant.Vagrant(root=str(self.state), env=self.env(), quiet_stdout=False, quiet_stderr=False,
-                               out_cm=vagrant.make_file_cm(str(log)), err_cm=vagrant.make_file_cm(str(log)))
+        return vagrant.Vagrant(
+            root=str(self.state),
+            env=self.env(),
+            quiet_stdout=False,
+            quiet_stderr=False,
+            out_cm=vagrant.make_file_cm(str(log)),
+            err_cm=vagrant.make_file_cm(str(log)),
+        )
 
     def box_dir(self) -> Path | None:
         home = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
@@ -102,10 +113,17 @@ class VagrantBackend(Backend):
         return [
             Probe("vagrant", lambda: None if shutil.which("vagrant") else "vagrant is not installed", "invoke setup"),
             Probe("vagrant-libvirt", self._plugin_missing, "invoke setup (or: vagrant plugin install vagrant-libvirt)"),
-            Probe("libvirt", self._libvirt_problem, "start libvirtd (invoke setup; without systemd: "
-                  "virtlogd -d; libvirtd -d) and make sure you are in the libvirt group"),
-            Probe("subnets", self._overlap, "set underlay.subnet (and the node IPs) or vagrant.management_subnet "
-                  "in lab.toml to a free /24"),
+            Probe(
+                "libvirt",
+                self._libvirt_problem,
+                "start libvirtd (invoke setup; without systemd: "
+                "virtlogd -d; libvirtd -d) and make sure you are in the libvirt group",
+            ),
+            Probe(
+                "subnets",
+                self._overlap,
+                "set underlay.subnet (and the node IPs) or vagrant.management_subnet in lab.toml to a free /24",
+            ),
             Probe("box", self._box_problem, "invoke box (builds the lab's Debian 12 box locally)"),
         ]
 
@@ -132,11 +150,15 @@ class VagrantBackend(Backend):
 
     def overlaps(self) -> list[str]:
         """The lab's subnets against every host route/address and every libvirt network not of this lab."""
-        mine = {"underlay.subnet": ipaddress.ip_network(self.lab.underlay.subnet),
-                "vagrant.management_subnet": ipaddress.ip_network(self.lab.vagrant.management_subnet)}
+        mine = {
+            "underlay.subnet": ipaddress.ip_network(self.lab.underlay.subnet),
+            "vagrant.management_subnet": ipaddress.ip_network(self.lab.vagrant.management_subnet),
+        }
         found = []
-        routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
-                                           capture_output=True, text=True).stdout or "[]")
+        routes = json.loads(
+            subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+            or "[]"
+        )
         own_bridges = set(self._own_bridges())
         taken: list[ipaddress.IPv4Network] = []
         for r in routes:
@@ -166,8 +188,14 @@ class VagrantBackend(Backend):
         except Exception:
             pass  # reported by the libvirt probe
         if found:
-            free = next((f"192.168.{i}.0/24" for i in range(200, 255)
-                         if not any(ipaddress.ip_network(f"192.168.{i}.0/24").overlaps(t) for t in taken)), None)
+            free = next(
+                (
+                    f"192.168.{i}.0/24"
+                    for i in range(200, 255)
+                    if not any(ipaddress.ip_network(f"192.168.{i}.0/24").overlaps(t) for t in taken)
+                ),
+                None,
+            )
             if free:
                 found.append(f"{free} is free")
         return found
@@ -224,8 +252,7 @@ class VagrantBackend(Backend):
         try:
             pool = conn.storagePoolLookupByName(POOL)
         except lv.libvirtError:
-            xml = (f"<pool type='dir'><name>{POOL}</name><target><path>/var/lib/libvirt/images</path>"
-                   "</target></pool>")
+            xml = f"<pool type='dir'><name>{POOL}</name><target><path>/var/lib/libvirt/images</path></target></pool>"
             pool = conn.storagePoolDefineXML(xml, 0)
             pool.build(0)
             pool.setAutostart(1)
@@ -244,8 +271,11 @@ class VagrantBackend(Backend):
             vol.delete(0)
         except lv.libvirtError:
             pass
-        vol = pool.createXML(f"<volume><name>{name}</name><capacity>{len(data)}</capacity>"
-                             "<target><format type='raw'/></target></volume>", 0)
+        vol = pool.createXML(
+            f"<volume><name>{name}</name><capacity>{len(data)}</capacity>"
+            "<target><format type='raw'/></target></volume>",
+            0,
+        )
         stream = conn.newStream(0)
         vol.upload(stream, 0, len(data), 0)
         stream.send(data)
@@ -255,7 +285,9 @@ class VagrantBackend(Backend):
     def create(self, log: Callable[[str], None]) -> None:
         if self.box_dir() is None:
             if self.lab.vagrant.box != "ovn-lab/bookworm":
-                raise RuntimeError(f"box {self.lab.vagrant.box} is not installed: vagrant box add {self.lab.vagrant.box}")
+                raise RuntimeError(
+                    f"box {self.lab.vagrant.box} is not installed: vagrant box add {self.lab.vagrant.box}"
+                )
             from ..box import build_box
 
             build_box(self.lab.vagrant.box)
@@ -276,8 +308,10 @@ class VagrantBackend(Backend):
         text = self.vagrant(self.log_dir / "vagrant.log").ssh_config()
         # one master connection per VM: a command then costs one round trip, not a handshake
         control = f"/tmp/ovn-lab-{os.getuid()}-%C"
-        extra = (f"Host *\n  ControlMaster auto\n  ControlPath {control}\n  ControlPersist 10m\n"
-                 "  LogLevel ERROR\n  ServerAliveInterval 10\n\n")
+        extra = (
+            f"Host *\n  ControlMaster auto\n  ControlPath {control}\n  ControlPersist 10m\n"
+            "  LogLevel ERROR\n  ServerAliveInterval 10\n\n"
+        )
         self.ssh_config.write_text(extra + text)
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
@@ -290,11 +324,17 @@ class VagrantBackend(Backend):
         """Copy the provisioner package into the VM (a tar over the ssh connection)."""
         with tempfile.TemporaryFile() as buf:
             with tarfile.open(fileobj=buf, mode="w") as tar:
-                tar.add(REPO / "provision", arcname="provision",
-                        filter=lambda t: None if "__pycache__" in t.name else t)
+                tar.add(
+                    REPO / "provision", arcname="provision", filter=lambda t: None if "__pycache__" in t.name else t
+                )
             buf.seek(0)
-            r = subprocess.run(self.node_argv(node, ["sh", "-c", f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && "
-                                                     f"tar x -C {REMOTE_DIR}"]), stdin=buf, capture_output=True)
+            r = subprocess.run(
+                self.node_argv(
+                    node, ["sh", "-c", f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar x -C {REMOTE_DIR}"]
+                ),
+                stdin=buf,
+                capture_output=True,
+            )
         if r.returncode:
             raise RuntimeError(f"{node}: copying the provisioner failed: {r.stderr.decode().strip()}")
 
@@ -319,8 +359,9 @@ class VagrantBackend(Backend):
                 log("vagrant destroy failed; sweeping with libvirt")
         for what in self._sweep(dry_run=False):
             log(f"removed {what}")
-        subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", *self.lab.node_names],
-                       capture_output=True) if self.ssh_config.exists() else None
+        subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), "-O", "exit", *self.lab.node_names], capture_output=True
+        ) if self.ssh_config.exists() else None
         if self.state.exists():
             shutil.rmtree(self.state)
 
@@ -350,8 +391,11 @@ class VagrantBackend(Backend):
                         dom.destroy()
                     for snapname in dom.snapshotListNames():
                         dom.snapshotLookupByName(snapname).delete(lv.VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY)
-                    dom.undefineFlags(lv.VIR_DOMAIN_UNDEFINE_NVRAM | lv.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                                      | lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                    dom.undefineFlags(
+                        lv.VIR_DOMAIN_UNDEFINE_NVRAM
+                        | lv.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                        | lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    )
             for net in conn.listAllNetworks():
                 if net.name() in (self.underlay_net, self.mgmt_net):
                     gone.append(f"network {net.name()}")

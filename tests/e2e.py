@@ -1,0 +1,95 @@
+"""The end state of the tutorial, checked through `invoke` as a trainee would: shared by the netns and VM tiers."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHANGE = re.compile(r"^(ovn-[\w-]+) # (?!: ok)(?!.*\b(show|list|ovn-trace|ping|ip -4 addr)\b)")
+
+
+@dataclass
+class Cli:
+    config: Path
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            [sys.executable, "-m", "invoke", *args[:1], "--config", str(self.config), *args[1:]],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and r.returncode:
+            raise AssertionError(
+                f"invoke {' '.join(args)} exited {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+            )
+        return r
+
+    def exec(self, node: str, command: str) -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "invoke", "exec", "--config", str(self.config), node, command],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, f"{node}: {command} exited {r.returncode}: {r.stdout}{r.stderr}"
+        return r.stdout
+
+
+def changes(output: str) -> list[str]:
+    """Commands that changed state in a provisioning transcript (no-ops and read-only shows excluded)."""
+    return [ln for ln in output.splitlines() if CHANGE.match(ln)]
+
+
+def check_infrastructure(cli: Cli, ips: dict[str, str]) -> None:
+    central = "ovn-central-01"
+    sb = cli.exec(central, "ovn-sbctl --format=json --columns=chassis_name,ip,type list encap")
+    encaps = {row[0]: (row[1], row[2]) for row in json.loads(sb)["data"]}
+    assert encaps == {n: (ip, "geneve") for n, ip in ips.items()}, encaps
+    for node, ip in ips.items():
+        show = cli.exec(node, "ovs-vsctl show")
+        remotes = sorted(re.findall(r'remote_ip="([\d.]+)"', show))
+        assert remotes == sorted(i for n, i in ips.items() if n != node), f"{node}: {show}"
+        assert show.count("type: geneve") == len(ips) - 1
+        assert cli.exec(node, "hostname").strip() == node
+        ids = cli.exec(node, "ovs-vsctl --columns external_ids list open_vswitch")
+        for want in (
+            f'ovn-encap-ip="{ip}"',
+            "ovn-encap-type=geneve",
+            f"system-id={node}",
+            f'ovn-remote="tcp:{ips[central]}:6642"',
+        ):
+            assert want in ids, ids
+    assert ":6642" in cli.exec(central, "ss -tln")
+
+
+def check_demo(cli: Cli, demo_output: str) -> None:
+    central = "ovn-central-01"
+    assert (
+        "put_dhcp_opts(offerip = 10.0.0.11, lease_time = 3600, netmask = 255.255.255.0, router = 10.0.0.1, "
+        "server_id = 10.0.0.1)" in demo_output
+    )
+    dyn = cli.exec(central, "ovn-nbctl --bare --columns=name,dynamic_addresses list logical_switch_port")
+    for i in (1, 2, 3):
+        assert f"c0:ff:ee:00:00:1{i} 10.0.0.1{i}" in dyn, dyn
+    sbshow = cli.exec(central, "ovn-sbctl show")
+    blocks = {b.split("\n")[0].strip(): b for b in re.split(r"(?m)^Chassis ", sbshow) if b.strip()}
+    assert "Port_Binding port1" in blocks["ovn-host-01"] and "Port_Binding port2" in blocks["ovn-host-01"]
+    assert "Port_Binding port3" in blocks["ovn-host-02"], sbshow
+    for node, ns, ip in (
+        ("ovn-host-01", "vm1", "10.0.0.11"),
+        ("ovn-host-01", "vm2", "10.0.0.12"),
+        ("ovn-host-02", "vm3", "10.0.0.13"),
+    ):
+        assert f"inet {ip}/24" in cli.exec(node, f"ip netns exec {ns} ip -4 addr"), (node, ns)
+    # vm1 -> vm2 on the same host, vm1 -> vm3 across the geneve tunnel
+    for ip in ("10.0.0.12", "10.0.0.13"):
+        out = cli.exec("ovn-host-01", f"ip netns exec vm1 ping -c 2 -i 0.2 -W 2 {ip}")
+        assert " 0% packet loss" in out, out

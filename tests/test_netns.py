@@ -1,0 +1,132 @@
+"""Tier 4: the whole tutorial on real OVS/OVN daemons in namespaces (root; seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ovn-northd"), reason="needs root and OVS/OVN"),
+]
+IPS = {"ovn-central-01": "192.168.1.61", "ovn-host-01": "192.168.1.62", "ovn-host-02": "192.168.1.63"}
+
+
+def _lab(tmp: Path, name: str) -> Path:
+    text = (ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"')
+    (tmp / "lab.toml").write_text(text)
+    return tmp / "lab.toml"
+
+
+def _netns() -> list[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    return [n["name"] for n in json.loads(out)] if out.strip() else []
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    c = Cli(_lab(tmp_path, "t-netns"))
+    try:
+        yield c
+    finally:
+        c("teardown", check=False)  # torn down even when the test failed
+
+
+def test_tutorial_end_to_end(cli: Cli) -> None:
+    up = cli("up", "--backend", "netns")
+    assert "lab t-netns is up" in up.stdout
+    check_infrastructure(cli, IPS)
+    # the root namespace has no route into the lab
+    routes = subprocess.run(["ip", "route", "get", "192.168.1.61"], capture_output=True, text=True).stdout
+    assert "dev br-lab" not in routes and not any(n.startswith("vm") for n in _netns())
+    demo = cli("demo")
+    check_demo(cli, demo.stdout)
+    # a second up and demo change nothing and succeed
+    again = cli("up").stdout + cli("demo").stdout
+    assert changes(again) == [], changes(again)
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["leases"]["port3"]["ipv4"] == ["10.0.0.13/24"]
+    assert status["bindings"]["port3"] == {"chassis": "ovn-host-02", "up": True}
+
+
+def test_exec_passes_output_and_exit_code(cli: Cli) -> None:
+    cli("up", "--backend", "netns")
+    r = subprocess.run(
+        [
+            "python3",
+            "-m",
+            "invoke",
+            "exec",
+            "--config",
+            str(cli.config),
+            "ovn-host-02",
+            "echo out; echo err >&2; exit 3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    # what a trainee types by hand: the tutorial's own dhclient, no pid file, stays in the background
+    cli.exec(
+        "ovn-central-01",
+        "ovn-nbctl ls-add hand && ovn-nbctl lsp-add hand hp "
+        "&& ovn-nbctl lsp-set-addresses hp 'c0:ff:ee:00:00:99 10.9.9.9'",
+    )
+    cli.exec("ovn-host-01", "ip netns add vmx && ip netns list")
+    assert "vmx" not in _netns()  # the node's namespaces are private to it
+    out = cli.exec("ovn-host-01", "sleep 300 >/dev/null 2>&1 & echo started")
+    assert out == "started\n"
+    assert "sleep 300" in cli.exec("ovn-host-01", "ps -eo args")
+
+
+def test_teardown_leaves_nothing(tmp_path: Path) -> None:
+    cli = Cli(_lab(tmp_path, "t-clean"))
+    try:
+        cli("up", "--backend", "netns")
+        cli.exec("ovn-host-01", "ip netns add vm9 && ip netns exec vm9 sleep 600 >/dev/null 2>&1 &")
+    finally:
+        cli("teardown")
+    assert not [n for n in _netns() if n.startswith("t-clean-")]
+    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+    assert not (tmp_path / ".lab" / "t-clean").exists()
+    left = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout.split()
+    states = [
+        Path(f"/proc/{p}/status").read_text().split("State:")[1].split()[0]
+        for p in left
+        if Path(f"/proc/{p}/status").exists()
+    ]
+    assert all(s == "Z" for s in states), states  # only zombies PID 1 has yet to reap
+    r = cli("teardown")  # idempotent
+    assert r.returncode == 0
+
+
+def test_two_labs_side_by_side(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    cli_a = Cli(_lab(a, "t-lab-a"))
+    text = (
+        (ROOT / "lab.toml")
+        .read_text()
+        .replace('name = "ovn-lab"', 'name = "t-lab-b"')
+        .replace("192.168.1.", "192.168.7.")
+    )
+    (b / "lab.toml").write_text(text)
+    cli_b = Cli(b / "lab.toml")
+    try:
+        cli_a("up", "--backend", "netns")
+        cli_b("up", "--backend", "netns")
+        assert "192.168.7.62" in cli_b.exec("ovn-central-01", "ovn-sbctl --bare --columns=ip list encap")
+        assert "192.168.1.62" in cli_a.exec("ovn-central-01", "ovn-sbctl --bare --columns=ip list encap")
+    finally:
+        cli_a("teardown", check=False)
+        cli_b("teardown", check=False)

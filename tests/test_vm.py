@@ -1,0 +1,72 @@
+"""Tier 5: the product path: box build, `invoke up` with three libvirt VMs (TCG here), demo, checks,
+idempotency, teardown after Vagrant's own state was lost. Minutes; `.ci/run` runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure
+
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not shutil.which("vagrant") or not shutil.which("debootstrap"),
+        reason="needs root, vagrant, vagrant-libvirt, libvirtd and debootstrap (.ci/run installs them)",
+    ),
+]
+IPS = {"ovn-central-01": "192.168.1.61", "ovn-host-01": "192.168.1.62", "ovn-host-02": "192.168.1.63"}
+
+
+def _libvirt_objects(prefix: str) -> list[str]:
+    import libvirt
+
+    conn = libvirt.open("qemu:///system")
+    try:
+        names = [f"domain {d.name()}" for d in conn.listAllDomains() if d.name().startswith(prefix)]
+        names += [f"network {n.name()}" for n in conn.listAllNetworks() if n.name().startswith(prefix)]
+        for pool in conn.listAllStoragePools():
+            if pool.isActive():
+                pool.refresh(0)
+                names += [f"volume {v.name()}" for v in pool.listAllVolumes() if v.name().startswith(prefix)]
+        return names
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    text = (ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', 'name = "t-vm"')
+    (tmp_path / "lab.toml").write_text(text)
+    c = Cli(tmp_path / "lab.toml")
+    try:
+        yield c
+    finally:
+        c("teardown", check=False)
+
+
+def test_box_build(cli: Cli) -> None:
+    r = cli("box", "--force", timeout=1200)
+    assert "box ovn-lab/bookworm ready" in r.stdout, r.stdout
+
+
+def test_vm_lab_end_to_end(cli: Cli) -> None:
+    up = cli("up", "--backend", "vagrant", timeout=1500)
+    assert "QEMU TCG" in up.stdout or "KVM" in up.stdout  # the accelerator is chosen and said
+    assert "lab t-vm is up" in up.stdout, up.stdout
+    check_infrastructure(cli, IPS)
+    demo = cli("demo", timeout=600)
+    check_demo(cli, demo.stdout)
+    again = cli("up", timeout=600).stdout + cli("demo", timeout=600).stdout
+    assert changes(again) == [], changes(again)
+    # services are enabled: the lab comes back after a reboot
+    assert cli.exec("ovn-host-01", "systemctl is-enabled openvswitch-switch ovn-host").split() == ["enabled"] * 2
+    assert _libvirt_objects("t-vm-")
+    # Vagrant's own state lost: teardown still removes every domain, network and volume of the lab
+    shutil.rmtree(cli.config.parent / ".lab" / "t-vm" / ".vagrant")
+    cli("teardown")
+    assert _libvirt_objects("t-vm-") == []
