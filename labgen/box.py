@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -314,10 +315,11 @@ def _box_add(name: str, out: Path, log: Path) -> None:
     except Exception:
         return
     try:
-        for pool in conn.listAllStoragePools():
-            if pool.isActive():
-                for vol in pool.listAllVolumes():
-                    if vol.name().startswith(f"{slug}_vagrant_box_image"):
-                        vol.delete(0)
+        vols = [v for p in conn.listAllStoragePools() if p.isActive() for v in p.listAllVolumes()]
+        backing = {m for v in vols for m in re.findall(r"<backingStore>\s*<path>([^<]+)</path>", v.XMLDesc())}
+        for vol in vols:
+            # a copy that still backs some VM's disk stays until that VM is gone
+            if vol.name().startswith(f"{slug}_vagrant_box_image") and vol.path() not in backing:
+                vol.delete(0)
     finally:
         conn.close()

@@ -59,6 +59,14 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     assert "QEMU TCG" in up.stdout or "KVM" in up.stdout  # the accelerator is chosen and said
     assert "lab t-vm is up" in up.stdout, up.stdout
     check_infrastructure(cli, IPS)
+    # a second lab on the same subnets is stopped by preflight, before it creates anything
+    other = cli.config.parent / "other"
+    other.mkdir()
+    (other / "lab.toml").write_text(cli.config.read_text().replace('name = "t-vm"', 'name = "t-vm2"'))
+    clash = Cli(other / "lab.toml")("up", "--backend", "vagrant", check=False)
+    assert clash.returncode == 1, clash.stdout
+    assert "overlaps the libvirt network t-vm-underlay (192.168.1.0/24)" in clash.stdout, clash.stdout
+    assert not _libvirt_objects("t-vm2-")
     demo = cli("demo", timeout=600)
     check_demo(cli, demo.stdout)
     again = cli("up", timeout=600).stdout + cli("demo", timeout=600).stdout

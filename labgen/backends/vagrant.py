@@ -124,8 +124,38 @@ class VagrantBackend(Backend):
                 self._overlap,
                 "set underlay.subnet (and the node IPs) or vagrant.management_subnet in lab.toml to a free /24",
             ),
+            Probe("storage", self._storage_problem, "free disk space under /var/lib/libvirt/images"),
+            Probe("memory", self._memory_problem, "lower vagrant.memory in lab.toml, or stop other VMs"),
             Probe("box", self._box_problem, "invoke box (builds the lab's Debian 12 box locally)"),
         ]
+
+    def _storage_problem(self) -> str | None:
+        """The pool (created by `up` when missing) must hold the box and one overlay per VM."""
+        path = "/var/lib/libvirt/images"
+        try:
+            conn = _connect()
+            try:
+                m = re.search(r"<path>([^<]+)</path>", conn.storagePoolLookupByName(POOL).XMLDesc())
+                path = m[1] if m else path
+            except Exception:
+                pass  # no pool yet: `up` defines it at /var/lib/libvirt/images
+            conn.close()
+        except Exception:
+            return None  # reported by the libvirt probe
+        target = Path(path)
+        while not target.exists():
+            target = target.parent
+        free = shutil.disk_usage(target).free >> 20
+        need = 1024 + 512 * len(self.lab.nodes)
+        return None if free >= need else f"{free} MiB free in {path}, the lab needs about {need} MiB"
+
+    def _memory_problem(self) -> str | None:
+        # under TCG qemu's translation cache adds ~1 GiB per VM on top of the guest's RAM (measured)
+        extra = 1024 if choose_accel(self.lab.vagrant.accel).driver == "qemu" else 256
+        need = len(self.lab.nodes) * (self.lab.vagrant.memory + extra)
+        with open("/proc/meminfo") as f:
+            avail = next(int(ln.split()[1]) >> 10 for ln in f if ln.startswith("MemAvailable:"))
+        return None if avail >= need else f"{avail} MiB available, {len(self.lab.nodes)} VMs need about {need} MiB"
 
     @staticmethod
     def _plugin_missing() -> str | None:
@@ -149,56 +179,28 @@ class VagrantBackend(Backend):
         return "; ".join(self.overlaps()) or None
 
     def overlaps(self) -> list[str]:
-        """The lab's subnets against every host route/address and every libvirt network not of this lab."""
+        """The lab's subnets against every host route and every libvirt network not of this lab."""
         mine = {
-            "underlay.subnet": ipaddress.ip_network(self.lab.underlay.subnet),
-            "vagrant.management_subnet": ipaddress.ip_network(self.lab.vagrant.management_subnet),
+            "underlay.subnet": self.lab.underlay.subnet,
+            "vagrant.management_subnet": self.lab.vagrant.management_subnet,
         }
-        found = []
         routes = json.loads(
             subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
             or "[]"
         )
-        own_bridges = set(self._own_bridges())
-        taken: list[ipaddress.IPv4Network] = []
-        for r in routes:
-            dst = r.get("dst", "")
-            if dst in ("default", "") or r.get("dev") in own_bridges or r.get("type") in ("local", "broadcast"):
-                continue
-            try:
-                net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
-            except ValueError:
-                continue
-            taken.append(net)
-            for key, sub in mine.items():
-                if net.overlaps(sub):
-                    found.append(f"{key} {sub} overlaps the host route {dst} on {r.get('dev')}")
+        nets: list[tuple[str, str]] = []
         try:
             conn = _connect()
             for net in conn.listAllNetworks():
-                if net.name() in (self.underlay_net, self.mgmt_net):
-                    continue
-                for m in re.finditer(r"<ip address='([\d.]+)' (?:netmask='([\d.]+)'|prefix='(\d+)')", net.XMLDesc()):
-                    lnet = ipaddress.ip_network(f"{m[1]}/{m[2] or m[3]}", strict=False)
-                    taken.append(lnet)
-                    for key, sub in mine.items():
-                        if lnet.overlaps(sub) and net.isActive():
-                            found.append(f"{key} {sub} overlaps the libvirt network {net.name()} ({lnet})")
+                if net.name() not in (self.underlay_net, self.mgmt_net) and net.isActive():
+                    for m in re.finditer(
+                        r"<ip address='([\d.]+)' (?:netmask='([\d.]+)'|prefix='(\d+)')", net.XMLDesc()
+                    ):
+                        nets.append((net.name(), str(ipaddress.ip_network(f"{m[1]}/{m[2] or m[3]}", strict=False))))
             conn.close()
         except Exception:
             pass  # reported by the libvirt probe
-        if found:
-            free = next(
-                (
-                    f"192.168.{i}.0/24"
-                    for i in range(200, 255)
-                    if not any(ipaddress.ip_network(f"192.168.{i}.0/24").overlaps(t) for t in taken)
-                ),
-                None,
-            )
-            if free:
-                found.append(f"{free} is free")
-        return found
+        return find_overlaps(mine, routes, nets, skip_devs=set(self._own_bridges()))
 
     def _own_bridges(self) -> list[str]:
         try:
@@ -432,6 +434,48 @@ class VagrantBackend(Backend):
         finally:
             conn.close()
         log(f"removed box {box}")
+
+
+def find_overlaps(
+    mine: dict[str, str],
+    routes: list[dict[str, Any]],
+    networks: list[tuple[str, str]],
+    skip_devs: set[str] = frozenset(),
+) -> list[str]:  # type: ignore[assignment]
+    """Which of the lab's subnets (key -> CIDR) collide with host routes (`ip -j route`) or libvirt networks
+    (name, CIDR); ends with a free /24 to suggest."""
+    found, taken = [], []
+    for r in routes:
+        dst = r.get("dst", "")
+        if dst in ("default", "") or r.get("dev") in skip_devs or r.get("type") in ("local", "broadcast"):
+            continue
+        try:
+            net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        taken.append(net)
+        for key, sub in mine.items():
+            if net.overlaps(ipaddress.ip_network(sub)):
+                found.append(f"{key} {sub} overlaps the host route {dst} on {r.get('dev')}")
+    for name, cidr in networks:
+        net = ipaddress.ip_network(cidr)
+        taken.append(net)
+        for key, sub in mine.items():
+            if net.overlaps(ipaddress.ip_network(sub)):
+                found.append(f"{key} {sub} overlaps the libvirt network {name} ({cidr})")
+    if found:
+        taken += [ipaddress.ip_network(s) for s in mine.values()]
+        free = next(
+            (
+                f"192.168.{i}.0/24"
+                for i in range(200, 255)
+                if not any(ipaddress.ip_network(f"192.168.{i}.0/24").overlaps(t) for t in taken)
+            ),
+            None,
+        )
+        if free:
+            found.append(f"{free} is free")
+    return found
 
 
 def _same(path: str, data: bytes) -> bool:

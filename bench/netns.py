@@ -1,0 +1,84 @@
+"""netns backend: nothing -> 3 leases -> teardown for `invoke up --backend netns && invoke demo`, side by
+side in one run with the shell probe (../shared/probes/netns/lab.sh), plus a 10-host, 30-port lab and the
+memory the lab's daemons use.  Usage (root): python3 bench/netns.py [--runs N]"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import SHARED, invoke, lab_toml, save, summary, timed
+
+
+def pss_kib(state: Path) -> int:
+    """PSS of every daemon and dhclient of the lab, by the pidfiles in the nodes' private /run."""
+    total = 0
+    for pf in state.glob("nodes/*/run/**/*.pid"):
+        try:
+            rollup = Path(f"/proc/{int(pf.read_text())}/smaps_rollup").read_text()
+            total += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M)[1])  # type: ignore[index]
+        except (OSError, ValueError, TypeError):
+            continue
+    return total
+
+
+def ours(config: Path) -> dict[str, float]:
+    t_up, _ = invoke("up", "--backend", "netns", config=config)
+    t_demo, out = invoke("demo", config=config)
+    m = re.search(r"demo done in ([\d.]+) s", out)
+    mem = pss_kib(config.parent / ".lab" / config.parent.name)
+    t_down, _ = invoke("teardown", config=config)
+    return {
+        "up": t_up,
+        "demo": t_demo,
+        "leases": t_up + t_demo,
+        "teardown": t_down,
+        "pss_mib": mem / 1024,
+        "demo_inner": float(m[1]) if m else 0.0,
+    }
+
+
+def probe() -> dict[str, float]:
+    _, out = timed(["bash", str(SHARED / "probes/netns/lab.sh")])
+    leases = float(re.search(r"TIME nothing->3 leases: ([\d.]+)s", out)[1])  # type: ignore[index]
+    down = float(re.search(r"TIME teardown: ([\d.]+)s", out)[1])  # type: ignore[index]
+    return {"leases": leases, "teardown": down}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ovnlab-bench-"))
+    small = lab_toml(tmp / "bench3", "bench3")
+    big = lab_toml(tmp / "bench10", "bench10", hosts=10, ports_per_host=3)
+    res: dict[str, list[dict[str, float]]] = {"ours": [], "probe": [], "big": []}
+    for i in range(args.runs):  # interleaved, so both see the same machine load
+        res["probe"].append(probe())
+        res["ours"].append(ours(small))
+        print(f"run {i + 1}: probe {res['probe'][-1]}  ours {res['ours'][-1]}", flush=True)
+    res["big"].append(ours(big))
+    print()
+    print("nothing -> 3 leases (+ trace and pings for ours):")
+    print(f"  shell probe lab.sh          {summary([r['leases'] for r in res['probe']])}")
+    print(f"  invoke up --backend netns   {summary([r['up'] for r in res['ours']])}")
+    print(f"  invoke demo                 {summary([r['demo'] for r in res['ours']])}")
+    print(f"  up + demo                   {summary([r['leases'] for r in res['ours']])}")
+    print("teardown:")
+    print(f"  shell probe down.sh         {summary([r['teardown'] for r in res['probe']])}")
+    print(f"  invoke teardown             {summary([r['teardown'] for r in res['ours']])}")
+    print(f"memory (PSS of daemons + dhclients): {summary([r['pss_mib'] for r in res['ours']]).replace(' s', ' MiB')}")
+    b = res["big"][0]
+    print(
+        f"11 nodes (central + 10 hosts), 30 ports: up {b['up']:.2f} s, demo {b['demo']:.2f} s "
+        f"(29 pings included), teardown {b['teardown']:.2f} s, PSS {b['pss_mib']:.0f} MiB"
+    )
+    print(f"results: {save('netns', res)}")
+    subprocess.run(["rm", "-rf", str(tmp)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Preflight logic without touching the host: subnet overlaps and the accelerator choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from labgen.backends.vagrant import choose_accel, find_overlaps
+
+pytestmark = pytest.mark.model
+MINE = {"underlay.subnet": "192.168.1.0/24", "vagrant.management_subnet": "192.168.121.0/24"}
+
+
+def test_home_router_wifi_overlap_names_interface_and_suggests_free_subnet() -> None:
+    routes = [{"dst": "default", "gateway": "192.168.1.1", "dev": "wlan0"},
+              {"dst": "192.168.1.0/24", "dev": "wlan0", "prefsrc": "192.168.1.23"},
+              {"dst": "192.168.200.0/24", "dev": "eth0"}]
+    assert find_overlaps(MINE, routes, []) == [
+        "underlay.subnet 192.168.1.0/24 overlaps the host route 192.168.1.0/24 on wlan0",
+        "192.168.201.0/24 is free",
+    ]
+
+
+def test_libvirt_network_overlap() -> None:
+    got = find_overlaps(MINE, [], [("other-lab-mgmt", "192.168.121.0/24"), ("default", "192.168.122.0/24")])
+    assert got[0] == "vagrant.management_subnet 192.168.121.0/24 overlaps the libvirt network other-lab-mgmt " \
+                     "(192.168.121.0/24)"
+
+
+def test_no_overlap_and_own_bridges_skipped() -> None:
+    routes = [{"dst": "192.168.1.0/24", "dev": "virbr3"}, {"dst": "10.20.0.0/16", "dev": "eth0"},
+              {"dst": "127.0.0.0/8", "dev": "lo", "type": "local"}]
+    assert find_overlaps(MINE, routes, [], skip_devs={"virbr3"}) == []
+
+
+def test_forced_accelerators() -> None:
+    assert choose_accel("tcg").driver == "qemu"
+    assert choose_accel("kvm").driver == "kvm"
+    auto = choose_accel("auto")
+    assert auto.driver in ("kvm", "qemu") and auto.reason
