@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from invoke import task
+from invoke import Collection, task
 
 CONFIG = os.environ.get("OVN_LAB_CONFIG", "lab.toml")
 CONFIG_HELP = "path of lab.toml (default: lab.toml, or $OVN_LAB_CONFIG)"
@@ -61,12 +61,24 @@ def up(c, backend=None, config=CONFIG, verbose=False):
     _call(do_up, config, backend, verbose=verbose)
 
 
-@task(help={"config": CONFIG_HELP, "verbose": "also log every command to the console"})
-def demo(c, config=CONFIG, verbose=False):
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "verbose": "also log every command to the console",
+        "step": "pause before each tutorial step with a short explanation (trainer presses Enter)",
+        "transcript": "write the run as Markdown (node, command, output) to this file",
+        "reset": "remove what the demo made (NB objects, ports, namespaces, dhclients); keep the nodes",
+    }
+)
+def demo(c, config=CONFIG, verbose=False, step=False, transcript=None, reset=False):
     """Perform tutorial steps 4-8: net0 with DHCP, ports, ovn-trace, namespaces vm1..3 with leases, pings."""
     from labgen.orchestrate import demo as do_demo
+    from labgen.orchestrate import demo_reset
 
-    _call(do_demo, config, verbose=verbose)
+    if reset:
+        _call(demo_reset, config)
+    else:
+        _call(do_demo, config, verbose=verbose, step=step, transcript=transcript)
 
 
 @task(help={"config": CONFIG_HELP, "json": "print machine-readable JSON"})
@@ -134,3 +146,95 @@ def box(c, name=None, force=False, config=CONFIG):
 
     lab = _call(load_lab, config)
     _call(build_box, name or lab.vagrant.box, force=force)
+
+
+@task
+def setup(c):
+    """Install the host prerequisites (apt + pip), start libvirtd, join the libvirt group. Safe to run twice."""
+    os.execvp("bash", ["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ci", "setup")])
+
+
+@task(help={"config": CONFIG_HELP})
+def doctor(c, config=CONFIG):
+    """Check this host for the lab: KVM/TCG, libvirt, vagrant, storage, RAM, box, subnets, leftovers."""
+    from labgen.doctor import doctor as do_doctor
+
+    if not _call(do_doctor, config):
+        sys.exit(1)
+
+
+@task(help={"config": CONFIG_HELP})
+def check(c, config=CONFIG):
+    """Verify the lab and say what is wrong and why (controller, chassis, tunnels, DHCP, bindings, leases, MTU)."""
+    from labgen.check import report, run_checks
+    from labgen.orchestrate import _up_lab
+
+    def go() -> bool:
+        lab, b = _up_lab(config)
+        return report(run_checks(lab, b))
+
+    if not _call(go):
+        sys.exit(1)
+
+
+# `invoke exercise.list`, `exercise.start NAME`, `exercise.check`, `exercise.hint`, `exercise.solve`
+@task(name="list")
+def exercise_list(c):
+    """List the break-fix exercises."""
+    from labgen.exercises import list_exercises
+
+    list_exercises()
+
+
+@task(name="start", help={"name": "exercise name (invoke exercise.list)", "config": CONFIG_HELP})
+def exercise_start(c, name, config=CONFIG):
+    """Inject the exercise's fault into a lab that passes `invoke check`."""
+    from labgen.exercises import start
+
+    _call(start, config, name)
+
+
+@task(name="check", help={"config": CONFIG_HELP})
+def exercise_check(c, config=CONFIG):
+    """Is the running exercise solved? (the same diagnoses as `invoke check`)"""
+    from labgen.exercises import check as ex_check
+
+    if not _call(ex_check, config):
+        sys.exit(1)
+
+
+@task(name="hint", help={"config": CONFIG_HELP})
+def exercise_hint(c, config=CONFIG):
+    """A hint for the running exercise."""
+    from labgen.exercises import hint as ex_hint
+
+    _call(ex_hint, config)
+
+
+@task(name="solve", help={"config": CONFIG_HELP})
+def exercise_solve(c, config=CONFIG):
+    """Repair the lab with the provisioner (what `up` and `demo` would do)."""
+    from labgen.exercises import solve as ex_solve
+
+    _call(ex_solve, config)
+
+
+@task(help={"config": CONFIG_HELP, "out": "directory for lab.svg/lab.png (default: the lab's state directory)"})
+def graph(c, config=CONFIG, out=None):
+    """Draw the live lab (Graphviz SVG + PNG): nodes, geneve mesh, switches, ports, bindings, leases."""
+    from pathlib import Path
+
+    from labgen.graph import render as do_render
+    from labgen.orchestrate import _up_lab
+    from labgen.orchestrate import status as do_status
+
+    def go() -> list:
+        lab, _ = _up_lab(config)
+        return do_render(lab, do_status(config), Path(out) if out else lab.state_dir)
+
+    for p in _call(go):
+        print(p)
+
+
+ns = Collection(up, demo, status, exec_, ssh, teardown, render, box, setup, doctor, check, graph)
+ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))

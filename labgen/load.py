@@ -22,7 +22,7 @@ DHCP_REQUIRED = ("lease_time", "router", "server_id", "server_mac")
 SCHEMA: dict[str, tuple[str, ...]] = {
     "": ("lab", "underlay", "vagrant", "nodes", "switches", "ports"),
     "lab": ("name", "backend"),
-    "underlay": ("subnet", "mtu"),
+    "underlay": ("subnet", "mtu", "nic_name"),
     "vagrant": ("box", "accel", "memory", "cpus", "management_subnet"),
     "node": ("ip", "central"),
     "switch": ("subnet", "exclude_ips", "dhcp"),
@@ -190,6 +190,10 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
     if mtu is not None and not 1280 <= mtu <= 9000:
         c.bad("underlay.mtu", f"{mtu} is out of range", "use 1280..9000; 9000 lets 1500-byte overlay frames fit")
 
+    nic_name = c.get(ul_t, "underlay", "nic_name", str, "")
+    if nic_name and (not IFNAME.match(nic_name) or nic_name in ("br-int", "br-phy", "lo", "eth0")):
+        c.bad("underlay.nic_name", f"{nic_name!r} cannot name the underlay NIC", 'use an interface name like "enp9s0"')
+
     v_t = c.table(data.get("vagrant", {}), "vagrant", "vagrant")
     accel = c.get(v_t, "vagrant", "accel", str, "auto")
     if accel is not None and accel not in ("auto", "kvm", "tcg"):
@@ -214,7 +218,7 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
         name=name,
         source=source,
         backend=backend,
-        underlay=Underlay(str(underlay), mtu),
+        underlay=Underlay(str(underlay), mtu, nic_name or ""),
         vagrant=Vagrant(c.get(v_t, "vagrant", "box", str, "ovn-lab/bookworm"), accel, memory, cpus, str(mgmt)),
         nodes=tuple(nodes),
         switches=tuple(switches),

@@ -14,6 +14,7 @@ BACKENDS = ("vagrant", "netns")
 class Underlay:
     subnet: str
     mtu: int
+    nic_name: str = ""  # an extra name for the node's underlay NIC, e.g. "enp9s0" as the tutorial shows
 
     @property
     def prefixlen(self) -> int:

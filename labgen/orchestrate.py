@@ -167,21 +167,97 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     return lab
 
 
-def demo(config: str | Path, *, verbose: bool = False) -> dict[str, str]:
-    """Tutorial steps 4-8 with their real output; returns port -> leased IP."""
+SECTIONS = {
+    "logical": (
+        "4-5. Logical switch with DHCP, logical ports (on central)",
+        "net0 is a logical switch: it exists only in the Northbound database, ovn-northd turns it into "
+        "flows for every chassis. The DHCP_Options row makes OVN itself answer DHCP for ports that "
+        "reference it; 'MAC dynamic' lets OVN pick each port's IP from the subnet, past the excluded range.",
+    ),
+    "trace": (
+        "6. Trace a DHCP request (on central)",
+        "ovn-trace runs a packet through the logical pipeline without sending anything: a DHCP request from "
+        "port1 hits put_dhcp_opts, which builds the offer, and the reply goes back out of port1.",
+    ),
+    "bind": (
+        "7. Attach the ports on the hypervisors",
+        "An OVS internal port with external_ids:iface-id=portN tells ovn-controller on that host to claim "
+        "the logical port: the Port_Binding then shows the chassis. Each port moves into a namespace, our "
+        "'VM'.",
+    ),
+    "dhcp": (
+        "8. A VM per port: DHCP in each namespace",
+        "dhclient in each namespace broadcasts a DISCOVER; ovn-controller answers locally with the offer "
+        "built from the DHCP options, so no DHCP server runs anywhere.",
+    ),
+    "ping": (
+        "Checks: vm to vm, on the same host and across the geneve tunnel",
+        "vm1 -> vm2 stays inside ovn-host-01; vm1 -> vm3 is encapsulated in geneve between ovn-host-01 and "
+        "ovn-host-02.",
+    ),
+}
+
+
+class Narrator:
+    """Section headings, optional pauses (--step) and a Markdown transcript (--transcript)."""
+
+    def __init__(self, lab: Lab, backend: str, *, step: bool = False, transcript: Path | None = None):
+        self.step, self.path = step, transcript
+        self.md: list[str] = [
+            f"# OVN DHCP lab: transcript\n\nlab `{lab.name}`, backend `{backend}`, {time.strftime('%Y-%m-%d %H:%M')}\n"
+        ]
+        self.open = False
+
+    def section(self, key: str) -> None:
+        title, text = SECTIONS[key]
+        console.print(f"\n[bold cyan]## {title}[/]")
+        if self.step:
+            console.print(text, style="italic")
+            input("press Enter to run it ")
+        self._close()
+        self.md.append(f"## {title}\n\n{text}\n")
+
+    def line(self, text: str) -> None:
+        if not self.open:
+            self.md.append("```")
+            self.open = True
+        self.md.append(text)
+
+    def _close(self) -> None:
+        if self.open:
+            self.md.append("```\n")
+            self.open = False
+
+    def save(self) -> None:
+        if self.path:
+            self._close()
+            self.path.write_text("\n".join(self.md) + "\n")
+            console.print(f"transcript: {self.path}")
+
+
+def _up_lab(config: str | Path) -> tuple[Lab, Backend]:
     lab, b = open_lab(config)
     if saved_backend(lab) is None:
         raise LabError(f"lab {lab.name} is not up: run `invoke up` first")
+    return lab, b
+
+
+def demo(
+    config: str | Path, *, verbose: bool = False, step: bool = False, transcript: str | Path | None = None
+) -> dict[str, str]:
+    """Tutorial steps 4-8 with their real output; returns port -> leased IP."""
+    lab, b = _up_lab(config)
     pv = Provisioner(lab, b, verbose=verbose)
     g = Gates(lab, b)
+    say = Narrator(lab, b.name, step=step, transcript=Path(transcript) if transcript else None)
     central = lab.central.name
     t0 = time.monotonic()
 
-    def title(text: str) -> None:
-        console.print(f"\n[bold cyan]## {text}[/]")
+    def run(node: str, steps: list[str]) -> list[str]:
+        return pv.run(node, steps, live=True, on_line=say.line)
 
-    title("4-5. Logical switch with DHCP, logical ports (on central)")
-    pv.run(central, ["logical"], live=True)
+    say.section("logical")
+    run(central, ["logical"])
     found: dict[str, tuple[str, str]] = {}
 
     def allocated() -> tuple[bool, str]:
@@ -192,29 +268,30 @@ def demo(config: str | Path, *, verbose: bool = False) -> dict[str, str]:
     wait_for(central, "dynamic_addresses of every port", allocated, g.dump(central), 30)
     pv.macs = {p: mac for p, (mac, _) in found.items()}
     ips = {p: ip for p, (_, ip) in found.items()}
-    pv.run(central, ["show-logical"], live=True)
+    run(central, ["show-logical"])
 
-    title("6. Trace a DHCP request (on central)")
-    text = "\n".join(pv.run(central, ["trace"], live=True))
+    say.section("trace")
+    text = "\n".join(run(central, ["trace"]))
     for t in pv.spec(central)["trace"]:
         want = f"put_dhcp_opts(offerip = {ips[t['port']]}"
         if want not in text:
             raise StageFailed(f"{central}: ovn-trace of {t['port']} does not show {want}")
 
     hosts = [n for n in lab.node_names if lab.ports_on(n)]
-    title("7-8. Bind the ports on the hypervisors, one namespace per port")
+    say.section("bind")
     for n in hosts:
-        pv.run(n, ["bind"], live=True)
+        run(n, ["bind"])
     wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60)
-    _show(b, central, ["ovn-sbctl", "show"])
+    _show(b, central, ["ovn-sbctl", "show"], say.line)
 
-    title("8. DHCP in each namespace")
+    say.section("dhcp")
     for n in hosts:
-        pv.run(n, ["dhcp"], live=True)
+        run(n, ["dhcp"])
         wait_for(n, "leases equal to dynamic_addresses", lambda n=n: g.leases(n, ips), g.dump(n), 30)
 
-    title("Checks: vm to vm, on the same host and across the geneve tunnel")
-    ping_matrix(lab, b, ips)
+    say.section("ping")
+    ping_matrix(lab, b, ips, say.line)
+    say.save()
     console.print(
         f"\n[green]demo done[/] in {time.monotonic() - t0:.1f} s: "
         + ", ".join(f"{p.netns}={ips[p.name]}" for p in lab.ports)
@@ -222,26 +299,46 @@ def demo(config: str | Path, *, verbose: bool = False) -> dict[str, str]:
     return ips
 
 
-def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str]) -> None:
+def demo_reset(config: str | Path) -> None:
+    """Remove what the demo made (ports, namespaces, dhclients, NB objects); keep the infrastructure."""
+    lab, b = _up_lab(config)
+    pv = Provisioner(lab, b)
+    for n in lab.node_names:
+        if lab.ports_on(n):
+            pv.run(n, ["unbind"], live=True)
+    pv.run(lab.central.name, ["unlogical"], live=True)
+    console.print("[green]demo objects removed[/]; the nodes, OVN and tunnels from `invoke up` are intact")
+
+
+def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str], None] | None = None) -> None:
     """From the first port's namespace to every other port."""
     if len(lab.ports) < 2:
         return
     src = lab.ports[0]
     for dst in lab.ports[1:]:
         where = "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
-        console.print(f"[dim]# {src.netns} -> {dst.netns} ({where})[/]")
-        r = _show(
-            b, src.node, ["ip", "netns", "exec", src.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", ips[dst.name]]
+        console.print(f"# {src.netns} -> {dst.netns} ({where})", style="dim", markup=False)
+        if record:
+            record(f"# {src.netns} -> {dst.netns} ({where})")
+        ok = _show(
+            b,
+            src.node,
+            ["ip", "netns", "exec", src.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", ips[dst.name]],
+            record,
         )
-        if not r:
+        if not ok:
             raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where})")
 
 
-def _show(b: Backend, node: str, argv: list[str]) -> bool:
-    console.print(f"{node} # {shlex.join(argv)}", markup=False)
+def _show(b: Backend, node: str, argv: list[str], record: Callable[[str], None] | None = None) -> bool:
+    lines = [f"{node} # {shlex.join(argv)}"]
     r = b.run(node, argv, timeout=60)
     if r.stdout or r.stderr:
-        console.print((r.stdout + r.stderr).rstrip(), markup=False, highlight=False)
+        lines += (r.stdout + r.stderr).rstrip().splitlines()
+    for ln in lines:
+        console.print(ln, markup=False, highlight=False)
+        if record:
+            record(ln)
     return r.ok
 
 

@@ -22,6 +22,7 @@ def node_spec(
         "central": n.central,
         "central_ip": lab.central.ip,
         "encap_type": "geneve",
+        "nic_name": lab.underlay.nic_name,
         "datapath": datapath,
         "services": services,
         "install": install,

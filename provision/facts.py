@@ -122,6 +122,9 @@ FACTS: dict[str, Fact] = {
     ),
     "addrs": Fact(lambda _: ("ip", "-j", "addr"), ip_json),
     "netns": Fact(lambda _: ("ip", "-j", "netns", "list"), netns_names),
+    "ns_pids": Fact(
+        lambda ns: ("ip", "netns", "pids", ns), lambda out: [int(x) for x in out.split()], default=[], has_default=True
+    ),
     "ns_addrs": Fact(lambda ns: ("ip", "-n", ns, "-j", "addr"), ip_json, default=[], has_default=True),
     # ovn (central, local unix sockets)
     "sb_connection": Fact(lambda _: ("ovn-sbctl", "--timeout=10", "get-connection"), lines),

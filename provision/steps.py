@@ -93,6 +93,7 @@ def underlay(spec: Spec, facts: Facts) -> Iterator[Op]:
                 + ", ".join(f"{lk['ifname']} {addr_of(links, lk['ifname'])}" for lk in links)
             )
         yield Noop(f"underlay {cidr} is on {nic['ifname']}")
+        yield from altname(spec, facts, nic)
         return
     # br-phy takes the NIC's MAC (other_config:hwaddr), so skip OVS's own devices when matching
     nic = next(
@@ -136,6 +137,27 @@ def underlay(spec: Spec, facts: Facts) -> Iterator[Op]:
     phy = link(facts["addrs"], ifname="br-phy")
     if phy is None or "UP" not in phy.get("flags", []):
         yield cmd("ip", "link", "set", "br-phy", "up")
+    if phy is not None:
+        yield from altname(spec, facts, phy)
+
+
+def altname(spec: Spec, facts: Facts, nic: dict[str, Any]) -> Iterator[Op]:
+    """lab.toml's underlay.nic_name as an alternative name of the interface holding the underlay IP, so the
+    tutorial's `ip addr show enp9s0` works verbatim; a systemd .link file keeps it across reboots."""
+    name = spec.get("nic_name")
+    if not name:
+        return
+    if name in nic.get("altnames", []) or nic["ifname"] == name:
+        yield Noop(f"{nic['ifname']} is also called {name}")
+    else:
+        yield cmd("ip", "link", "property", "add", "dev", nic["ifname"], "altname", name)
+    if spec["services"] == "systemd":
+        path = "/etc/systemd/network/10-ovn-lab-underlay.link"
+        text = f"[Match]\nMACAddress={nic.get('address', '')}\n\n[Link]\nNamePolicy=kernel\nAlternativeName={name}\n"
+        if facts[f"exists:{path}"]:
+            yield Noop(f"{path} exists")
+        else:
+            yield cmd("sh", "-c", f"printf '{text}' > {path}")
 
 
 def integration_bridge(spec: Spec, facts: Facts) -> Iterator[Op]:
@@ -305,16 +327,20 @@ def show_leases(spec: Spec, facts: Facts) -> Iterator[Op]:
 
 
 def unbind(spec: Spec, facts: Facts) -> Iterator[Op]:
-    """Undo steps 7-8 on a host (demo --reset): dhclients, namespaces, OVS ports."""
+    """Undo steps 7-8 on a host (demo --reset): every process in the namespace (our dhclient and one a
+    trainee started with --no-pid), the namespace, the OVS port."""
     for b in spec["bindings"]:
         port, ns = b["port"], b["netns"]
-        pidfile, _ = dhclient_files(ns)
-        if facts[f"pid_alive:{pidfile}"]:
-            yield cmd("sh", "-c", f"kill $(cat {pidfile}); rm -f {pidfile}")
+        if ns in facts["netns"]:
+            pids = facts[f"ns_pids:{ns}"]
+            if pids:
+                yield cmd("kill", *map(str, pids))
+            yield cmd("ip", "netns", "del", ns)
         if port in facts["interfaces"]:
             yield cmd("ovs-vsctl", "--if-exists", "del-port", "br-int", port)
-        if ns in facts["netns"]:
-            yield cmd("ip", "netns", "del", ns)
+        pidfile, leases = dhclient_files(ns)
+        if facts[f"exists:{leases}"]:
+            yield cmd("rm", "-f", leases, pidfile)
 
 
 def unlogical(spec: Spec, facts: Facts) -> Iterator[Op]:

@@ -11,9 +11,11 @@ MINE = {"underlay.subnet": "192.168.1.0/24", "vagrant.management_subnet": "192.1
 
 
 def test_home_router_wifi_overlap_names_interface_and_suggests_free_subnet() -> None:
-    routes = [{"dst": "default", "gateway": "192.168.1.1", "dev": "wlan0"},
-              {"dst": "192.168.1.0/24", "dev": "wlan0", "prefsrc": "192.168.1.23"},
-              {"dst": "192.168.200.0/24", "dev": "eth0"}]
+    routes = [
+        {"dst": "default", "gateway": "192.168.1.1", "dev": "wlan0"},
+        {"dst": "192.168.1.0/24", "dev": "wlan0", "prefsrc": "192.168.1.23"},
+        {"dst": "192.168.200.0/24", "dev": "eth0"},
+    ]
     assert find_overlaps(MINE, routes, []) == [
         "underlay.subnet 192.168.1.0/24 overlaps the host route 192.168.1.0/24 on wlan0",
         "192.168.201.0/24 is free",
@@ -22,13 +24,18 @@ def test_home_router_wifi_overlap_names_interface_and_suggests_free_subnet() -> 
 
 def test_libvirt_network_overlap() -> None:
     got = find_overlaps(MINE, [], [("other-lab-mgmt", "192.168.121.0/24"), ("default", "192.168.122.0/24")])
-    assert got[0] == "vagrant.management_subnet 192.168.121.0/24 overlaps the libvirt network other-lab-mgmt " \
-                     "(192.168.121.0/24)"
+    assert (
+        got[0] == "vagrant.management_subnet 192.168.121.0/24 overlaps the libvirt network other-lab-mgmt "
+        "(192.168.121.0/24)"
+    )
 
 
 def test_no_overlap_and_own_bridges_skipped() -> None:
-    routes = [{"dst": "192.168.1.0/24", "dev": "virbr3"}, {"dst": "10.20.0.0/16", "dev": "eth0"},
-              {"dst": "127.0.0.0/8", "dev": "lo", "type": "local"}]
+    routes = [
+        {"dst": "192.168.1.0/24", "dev": "virbr3"},
+        {"dst": "10.20.0.0/16", "dev": "eth0"},
+        {"dst": "127.0.0.0/8", "dev": "lo", "type": "local"},
+    ]
     assert find_overlaps(MINE, routes, [], skip_devs={"virbr3"}) == []
 
 

@@ -1,0 +1,75 @@
+"""`invoke graph`: the live lab as a diagram (Graphviz): nodes with underlay IPs, the geneve mesh, and the
+logical layer (switches, ports, the chassis each is bound to, leases)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .model import Lab
+
+
+def _q(*lines: str) -> str:
+    """A DOT string literal; several lines become a multi-line label."""
+    text = "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines)
+    return f'"{text}"'
+
+
+def dot(lab: Lab, st: dict[str, Any]) -> str:
+    backend = st.get("backend") or "-"
+    out = [
+        "graph lab {",
+        '  graph [fontname="Helvetica", fontsize=13, nodesep=0.5, ranksep=0.8];',
+        '  node [fontname="Helvetica", fontsize=11]; edge [fontname="Helvetica", fontsize=9];',
+        f"  label={_q(f'lab {lab.name} (backend {backend})')}; labelloc=t;",
+        f"  subgraph cluster_underlay {{ label={_q('underlay ' + lab.underlay.subnet)}; style=rounded; color=gray50;",
+    ]
+    for n in lab.nodes:
+        ch = st["chassis"].get(n.name)
+        role = "NB/SB + northd, chassis" if n.central else "chassis"
+        encap = f"encap geneve {ch['ip']}" if ch else "not registered"
+        fill = "#d8ecff" if n.central else "#e8f5e0"
+        label = _q(n.name, n.ip, role, encap)
+        out.append(f'    {_q(n.name)} [shape=box, style="rounded,filled", fillcolor="{fill}", label={label}];')
+    for i, a in enumerate(lab.nodes):  # the mesh as observed: bold where the tunnel exists
+        for b in lab.nodes[i + 1 :]:
+            up = b.ip in (st["nodes"].get(a.name, {}).get("tunnels") or [])
+            style, text = ("bold", "geneve") if up else ("dashed", "no tunnel")
+            out.append(f'    {_q(a.name)} -- {_q(b.name)} [style={style}, color="#3b7dd8", label={_q(text)}];')
+    out.append("    {rank=same; " + "; ".join(_q(n.name) for n in lab.nodes) + "}")
+    out.append("  }")
+    for sw in lab.switches:
+        sid = _q("sw:" + sw.name)
+        out.append(
+            f"  subgraph cluster_sw_{abs(hash(sw.name))} {{ label={_q('logical switch ' + sw.name)}; "
+            'style="rounded,dashed"; color="#aa6600";'
+        )
+        label = _q(sw.name, sw.subnet, f"DHCP router {sw.dhcp.router}")
+        out.append(f'    {sid} [shape=hexagon, style=filled, fillcolor="#ffe8c0", label={label}];')
+        for p in lab.ports:
+            if p.switch != sw.name:
+                continue
+            lease = ", ".join(st["leases"].get(p.name, {}).get("ipv4") or []) or "no lease"
+            label = _q(f"{p.name} in {p.netns}", p.mac or "dynamic MAC", lease)
+            out.append(f'    {_q("port:" + p.name)} [shape=ellipse, style=filled, fillcolor="#fff6e0", label={label}];')
+            out.append(f"    {sid} -- {_q('port:' + p.name)};")
+        out.append("  }")
+    for p in lab.ports:
+        bound = st["bindings"].get(p.name, {}).get("chassis")
+        if bound:
+            out.append(f'  {_q("port:" + p.name)} -- {_q(bound)} [style=dotted, color=gray40, label="bound"];')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render(lab: Lab, st: dict[str, Any], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / "lab.dot"
+    src.write_text(dot(lab, st))
+    paths = []
+    for fmt, extra in (("svg", []), ("png", ["-Gdpi=110"])):
+        path = out_dir / f"lab.{fmt}"
+        subprocess.run(["dot", f"-T{fmt}", *extra, "-o", str(path), str(src)], check=True)
+        paths.append(path)
+    return paths
