@@ -156,6 +156,7 @@ def test_underlay_netdev_fresh_and_done() -> None:
         *LINKS_FRESH,
         {
             "ifname": "br-phy",
+            "altnames": ["enp9s0"],
             "flags": ["UP"],
             "address": "52:54:00:e1:37:02",
             "addr_info": [{"family": "inet", "local": "192.168.1.62", "prefixlen": 24}],
@@ -168,7 +169,16 @@ def test_underlay_netdev_fresh_and_done() -> None:
 def test_underlay_vm_finds_nic_by_address_not_name() -> None:
     s = spec("ovn-host-01", services="systemd", datapath="system")
     links = [{"ifname": "enp9s0", "addr_info": [{"family": "inet", "local": "192.168.1.62", "prefixlen": 24}]}]
-    assert plan("underlay", s, {"addrs": links}) == [": ok, underlay 192.168.1.62/24 is on enp9s0"]
+    link_file = "exists:/etc/systemd/network/10-ovn-lab-underlay.link"
+    assert plan("underlay", s, {"addrs": links, link_file: True}) == [
+        ": ok, underlay 192.168.1.62/24 is on enp9s0",
+        ": ok, enp9s0 is also called enp9s0",
+        ": ok, /etc/systemd/network/10-ovn-lab-underlay.link exists",
+    ]
+    links[0]["ifname"] = "eth1"
+    assert changes(plan("underlay", s, {"addrs": links, link_file: False}))[0] == (
+        "ip link property add dev eth1 altname enp9s0"
+    )
 
 
 def test_logical_fresh() -> None:
