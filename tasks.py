@@ -236,5 +236,39 @@ def graph(c, config=CONFIG, out=None):
         print(p)
 
 
-ns = Collection(up, demo, status, exec_, ssh, teardown, render, box, setup, doctor, check, graph)
+@task(
+    help={
+        "node": "node name",
+        "geneve": "capture the underlay's geneve traffic (default)",
+        "port": "capture a logical port inside its namespace instead, e.g. port1",
+        "seconds": "how long (default 10)",
+        "config": CONFIG_HELP,
+    }
+)
+def capture(c, node, geneve=True, port=None, seconds=10, config=CONFIG):
+    """Capture packets on NODE into a pcap in the lab's state dir, with a summary showing the geneve header."""
+    from labgen.access import capture as do_capture
+
+    _call(do_capture, config, node, port=port, seconds=int(seconds))
+
+
+@task(positional=["action"], help={"action": "save | restore", "config": CONFIG_HELP})
+def snapshot(c, action, config=CONFIG):
+    """Save or restore the lab (VMs: vagrant snapshots of every VM; netns: rebuild, with the demo if it ran)."""
+    from labgen.access import snapshot as do_snapshot
+
+    _call(do_snapshot, config, action)
+
+
+@task(name="ssh-config", help={"config": CONFIG_HELP})
+def ssh_config(c, config=CONFIG):
+    """Print an ssh_config for the VMs: save it as ~/.ssh/config.d/ovn-lab, then plain `ssh ovn-host-01` works."""
+    from labgen.access import ssh_config as do_ssh_config
+
+    print(_call(do_ssh_config, config), end="")
+
+
+ns = Collection(
+    up, demo, status, exec_, ssh, teardown, render, box, setup, doctor, check, graph, capture, snapshot, ssh_config
+)
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))

@@ -212,7 +212,7 @@ class Narrator:
         title, text = SECTIONS[key]
         console.print(f"\n[bold cyan]## {title}[/]")
         if self.step:
-            console.print(text, style="italic")
+            console.print(text, style="italic", soft_wrap=False)  # prose wraps at words; commands never wrap
             input("press Enter to run it ")
         self._close()
         self.md.append(f"## {title}\n\n{text}\n")

@@ -316,6 +316,11 @@ class VagrantBackend(Backend):
         )
         self.ssh_config.write_text(extra + text)
 
+    def close_ssh(self) -> None:
+        if self.ssh_config.exists():
+            for n in self.lab.node_names:
+                subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", n], capture_output=True)
+
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
         if not self.ssh_config.exists():
             self.write_ssh_config()

@@ -1,0 +1,150 @@
+"""Workshop features on a real netns lab: check, break-fix exercises, demo --reset/--transcript/--step,
+graph, capture, snapshot. One lab for the module, torn down even when a test fails."""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labgen.exercises import EXERCISES
+from tests.e2e import ROOT, Cli
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ovn-northd"), reason="needs root and OVS/OVN"),
+]
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    tmp = tmp_path_factory.mktemp("workshop")
+    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', 'name = "t-ws"'))
+    c = Cli(tmp / "lab.toml")
+    try:
+        c("up", "--backend", "netns")
+        c("demo")
+        yield c
+    finally:
+        c("teardown", check=False)
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_exercise_is_diagnosed_and_solved(cli: Cli, name: str) -> None:
+    assert cli("check").returncode == 0
+    cli("exercise.start", name)
+    broken = cli("check", check=False)
+    assert broken.returncode == 1, broken.stdout
+    assert "FAIL" in broken.stdout and "why:" in broken.stdout
+    want = {
+        "wrong-mac": "has MAC c0:ff:ee:00:00:99, the logical port expects c0:ff:ee:00:00:11",
+        "no-dhcp-options": "dhcpv4_options not set on port2",
+        "controller-stopped": "ovn-host-02     ovn-controller is not connected",
+        "wrong-encap-ip": "encap IP is 10.99.0.2, expected 192.168.1.62",
+        "port-not-bound": "port3 is not bound on ovn-host-02",
+    }[name]
+    assert want in broken.stdout, broken.stdout
+    assert cli("exercise.check", check=False).returncode == 1
+    assert cli("exercise.hint").stdout.strip()
+    cli("exercise.solve")
+    fixed = cli("check", check=False)
+    assert fixed.returncode == 0, fixed.stdout
+
+
+def test_mtu_is_checked_across_the_tunnel(cli: Cli) -> None:
+    assert "1500-byte frames cross the tunnel (vm1 -> vm3)" in cli("check").stdout
+
+
+def test_reset_then_transcript(cli: Cli, tmp_path: Path) -> None:
+    cli("demo", "--reset")
+    assert "vm1" not in cli.exec("ovn-host-01", "ip netns list")
+    assert "net0" not in cli.exec("ovn-central-01", "ovn-nbctl show")
+    assert "Port_Binding" not in cli.exec("ovn-central-01", "ovn-sbctl show")
+    assert cli.exec("ovn-host-01", "ovs-vsctl show").count("type: geneve") == 2  # infrastructure intact
+    md = tmp_path / "handout.md"
+    cli("demo", "--transcript", str(md))
+    text = md.read_text()
+    assert text.startswith("# OVN DHCP lab: transcript")
+    assert "## 6. Trace a DHCP request (on central)" in text
+    assert "ovn-central-01 # ovn-nbctl dhcp-options-create 10.0.0.0/24" in text
+    assert "put_dhcp_opts(offerip = 10.0.0.11" in text and "bound to 10.0.0.13" in text
+    assert text.count("```") % 2 == 0
+
+
+def test_graph(cli: Cli, tmp_path: Path) -> None:
+    out = cli("graph", "--out", str(tmp_path)).stdout.split()
+    assert [Path(p).name for p in out] == ["lab.svg", "lab.png"]
+    assert (tmp_path / "lab.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = html.unescape((tmp_path / "lab.svg").read_text())  # graphviz writes '-' as &#45;
+    for text in ("ovn-host-02", "192.168.1.63", "port3 in vm3", "10.0.0.13/24", "geneve", "bound"):
+        assert text in svg, text
+
+
+def test_capture_geneve(cli: Cli) -> None:
+    ping = subprocess.Popen(
+        [
+            "python3",
+            "-m",
+            "invoke",
+            "exec",
+            "--config",
+            str(cli.config),
+            "ovn-host-01",
+            "sleep 1; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    out = cli("capture", "ovn-host-01", "--seconds", "4").stdout
+    ping.wait()
+    pcap = Path(out.strip().split("open in Wireshark: ")[1])
+    read = subprocess.run(["tcpdump", "-r", str(pcap), "-n", "-v"], capture_output=True, text=True).stdout
+    assert "Geneve" in read and "vni 0x1" in read and "ICMP echo request" in read, read
+
+
+def test_snapshot_restore_rebuilds(cli: Cli) -> None:
+    cli("snapshot", "save")
+    cli("demo", "--reset")
+    cli("snapshot", "restore")
+    assert "inet 10.0.0.13/24" in cli.exec("ovn-host-02", "ip netns exec vm3 ip -4 addr")
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux not installed (.ci/setup installs it)")
+def test_step_mode_in_a_real_terminal(cli: Cli) -> None:
+    session = "ovnlab-step-test"
+    cmd = f"cd {ROOT} && python3 -m invoke demo --step --config {cli.config}; echo EXIT=$?; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd], check=True)
+    try:
+        screens = []
+
+        def screen() -> str:
+            return subprocess.run(
+                ["tmux", "capture-pane", "-p", "-S", "-3000", "-t", session], capture_output=True, text=True
+            ).stdout
+
+        for i in range(5):  # five sections, each waits for Enter before it runs
+            deadline = time.monotonic() + 30
+            while screen().count("press Enter to run it") <= i and time.monotonic() < deadline:
+                time.sleep(0.2)
+            text = screen()
+            screens.append(text)
+            assert text.count("press Enter to run it") == i + 1 and text.rstrip().endswith("press Enter to run it"), (
+                text
+            )
+            subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        text = screen()
+        deadline = time.monotonic() + 60
+        while "EXIT=" not in text and time.monotonic() < deadline:
+            time.sleep(0.3)
+            text = screen()
+        assert "EXIT=0" in text, text[-3000:]
+        assert "ovn-trace runs a packet through the logical pipeline" in screens[1]
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
