@@ -75,13 +75,11 @@ def snapshot(config: str, action: str) -> None:
         assert isinstance(b, VagrantBackend)
         v = b.vagrant(b.log_dir / "vagrant-snapshot.log")
         if action == "save":
-            for name in lab.node_names:
-                v.snapshot_save(SNAP, vm_name=name)
+            v.snapshot_save(SNAP)  # every VM of the Vagrantfile
         elif action == "restore":
             if not marker.exists():
                 raise LabError("no snapshot saved: invoke snapshot save")
-            for name in lab.node_names:
-                v.snapshot_restore(SNAP, vm_name=name)
+            v.snapshot_restore(SNAP)
             b.close_ssh()  # the restored VMs know nothing of the old ssh master connections
         else:
             raise LabError("usage: invoke snapshot save|restore")
@@ -115,5 +113,5 @@ def ssh_config(config: str) -> str:
     assert isinstance(b, VagrantBackend)
     b.write_ssh_config()
     text = b.ssh_config.read_text()
-    # log in as root's shell directly, so `ssh ovn-host-01` lands where the tutorial's commands work
-    return text.replace("  LogLevel FATAL", "  LogLevel FATAL\n  RequestTTY yes\n  RemoteCommand sudo -i")
+    # root accepts the lab's key (provisioner step root-ssh): `ssh ovn-host-01` lands where the tutorial runs
+    return text.replace("  User vagrant\n", "  User root\n")

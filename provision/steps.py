@@ -37,6 +37,15 @@ def install(spec: Spec, facts: Facts) -> Iterator[Op]:
     yield cmd("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", *pkgs, timeout=1200)
 
 
+def root_ssh(spec: Spec, facts: Facts) -> Iterator[Op]:
+    """VMs: let the lab's ssh key log in as root, so `ssh ovn-host-01` (invoke ssh-config) lands where the
+    tutorial's commands run. The lab's networks are isolated from everything else."""
+    if facts["exists:/root/.ssh/authorized_keys"]:
+        yield Noop("root accepts the lab's ssh key")
+    else:
+        yield cmd("install", "-D", "-m", "600", "/home/vagrant/.ssh/authorized_keys", "/root/.ssh/authorized_keys")
+
+
 def ovs(spec: Spec, facts: Facts) -> Iterator[Op]:
     """Step 1: Open vSwitch running."""
     yield from services.start_ovs(spec, facts)
@@ -356,6 +365,7 @@ def unlogical(spec: Spec, facts: Facts) -> Iterator[Op]:
 
 STEPS: dict[str, Any] = {
     "install": install,
+    "root-ssh": root_ssh,
     "ovs": ovs,
     "central": central,
     "underlay": underlay,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,43 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     check_demo(cli, demo.stdout)
     again = cli("up", timeout=600).stdout + cli("demo", timeout=600).stdout
     assert changes(again) == [], changes(again)
+    # workshop features on VMs: checks (with a 1500-byte DF ping across the tunnel), a systemd fault,
+    # snapshots, plain ssh, capture
+    assert "1500-byte frames cross the tunnel" in cli("check").stdout
+    cli("exercise.start", "controller-stopped")
+    assert "ovn-host-02     ovn-controller is not connected" in cli("check", check=False).stdout
+    cli("exercise.solve")
+    cli("snapshot", "save")
+    cli("demo", "--reset")
+    cli("snapshot", "restore")
+    assert cli("check").returncode == 0
+    cfg = cli.config.parent / "ssh_config"
+    cfg.write_text(cli("ssh-config").stdout)
+    r = subprocess.run(
+        ["ssh", "-F", str(cfg), "ovn-host-01", "id -un; ip -br addr show enp9s0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0 and r.stdout.startswith("root\n") and "192.168.1.62/24" in r.stdout, r
+    ping = subprocess.Popen(
+        [
+            "python3",
+            "-m",
+            "invoke",
+            "exec",
+            "--config",
+            str(cli.config),
+            "ovn-host-01",
+            "sleep 2; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cap = cli("capture", "ovn-host-01", "--seconds", "6").stdout
+    ping.wait()
+    assert "Geneve" in cap and "vni 0x1" in cap, cap
     # services are enabled: the lab comes back after a reboot
     assert cli.exec("ovn-host-01", "systemctl is-enabled openvswitch-switch ovn-host").split() == ["enabled"] * 2
     assert _libvirt_objects("t-vm-")
