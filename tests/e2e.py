@@ -31,14 +31,17 @@ class Cli:
             )
         return r
 
-    def exec(self, node: str, command: str) -> str:
-        r = subprocess.run(
-            [sys.executable, "-m", "invoke", "exec", "--config", str(self.config), node, command],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
+    def exec_argv(self, node: str, command: str) -> list[str]:
+        return [sys.executable, "-m", "invoke", "exec", "--config", str(self.config), node, command]
+
+    def background(self, node: str, command: str) -> subprocess.Popen[bytes]:
+        """`invoke exec` running while the test does something else (a ping during a capture)."""
+        return subprocess.Popen(
+            self.exec_argv(node, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+
+    def exec(self, node: str, command: str) -> str:
+        r = subprocess.run(self.exec_argv(node, command), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, f"{node}: {command} exited {r.returncode}: {r.stdout}{r.stderr}"
         return r.stdout
 

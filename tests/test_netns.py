@@ -60,16 +60,7 @@ def test_tutorial_end_to_end(cli: Cli) -> None:
 def test_exec_passes_output_and_exit_code(cli: Cli) -> None:
     cli("up", "--backend", "netns")
     r = subprocess.run(
-        [
-            "python3",
-            "-m",
-            "invoke",
-            "exec",
-            "--config",
-            str(cli.config),
-            "ovn-host-02",
-            "echo out; echo err >&2; exit 3",
-        ],
+        cli.exec_argv("ovn-host-02", "echo out; echo err >&2; exit 3"),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -91,21 +91,7 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
         timeout=60,
     )
     assert r.returncode == 0 and r.stdout.startswith("root\n") and "192.168.1.62/24" in r.stdout, r
-    ping = subprocess.Popen(
-        [
-            "python3",
-            "-m",
-            "invoke",
-            "exec",
-            "--config",
-            str(cli.config),
-            "ovn-host-01",
-            "sleep 2; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    ping = cli.background("ovn-host-01", "sleep 2; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13")
     cap = cli("capture", "ovn-host-01", "--seconds", "6").stdout
     ping.wait()
     assert "Geneve" in cap and "vni 0x1" in cap, cap

@@ -87,21 +87,7 @@ def test_graph(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_capture_geneve(cli: Cli) -> None:
-    ping = subprocess.Popen(
-        [
-            "python3",
-            "-m",
-            "invoke",
-            "exec",
-            "--config",
-            str(cli.config),
-            "ovn-host-01",
-            "sleep 1; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    ping = cli.background("ovn-host-01", "sleep 1; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13")
     out = cli("capture", "ovn-host-01", "--seconds", "4").stdout
     ping.wait()
     pcap = Path(out.strip().split("open in Wireshark: ")[1])
