@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +124,24 @@ def test_two_labs_side_by_side(tmp_path: Path) -> None:
     finally:
         cli_a("teardown", check=False)
         cli_b("teardown", check=False)
+
+
+def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
+    cli = Cli(_lab(tmp_path, "t-intr"))
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "up", "--backend", "netns", "--config", str(cli.config)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        time.sleep(0.6)
+        p.send_signal(signal.SIGINT)
+        out = p.communicate(timeout=60)[0]
+        assert p.returncode == 130 and "interrupted" in out, out
+        assert "lab t-intr is up" in cli("up").stdout
+        check_infrastructure(cli, IPS)
+    finally:
+        cli("teardown")
+    assert not [n for n in _netns() if n.startswith("t-intr-")]
