@@ -17,7 +17,7 @@ from .gates import Gates, wait_for
 from .load import load_lab
 from .model import Lab
 from .plan import node_spec
-from .ui import console, step
+from .ui import console, progress, step
 
 
 class LabError(Exception):
@@ -96,8 +96,20 @@ class Provisioner:
 
     def run_all(self, nodes: Sequence[str], steps: Sequence[str]) -> None:
         """In parallel on several nodes; the first failure is reported after all finished."""
+        state = dict.fromkeys(nodes, "…")
+
+        def one(n: str) -> None:
+            try:
+                self.run(n, steps)
+                state[n] = "✓"
+            except BaseException:
+                state[n] = "✗"
+                raise
+            finally:
+                progress("  ".join(f"{k} {v}" for k, v in state.items()))
+
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-            futures = {n: pool.submit(self.run, n, steps) for n in nodes}
+            futures = {n: pool.submit(one, n) for n in nodes}
         errors = [f.exception() for f in futures.values() if f.exception()]
         if errors:
             raise errors[0]  # type: ignore[misc]

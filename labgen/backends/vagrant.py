@@ -17,12 +17,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..model import Lab
 from ..render import Accel, Kernel, render_vagrantfile
+from ..ui import progress
 from .base import Backend, Probe
 
 URI = "qemu:///system"
@@ -299,11 +301,16 @@ class VagrantBackend(Backend):
         self.validate()
         logf = self.log_dir / "vagrant-up.log"
         log(f"vagrant up (all VMs in parallel), log: {logf}")
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch_vagrant_log, args=(logf, stop), daemon=True)
+        watcher.start()
         try:
             self.vagrant(logf).up(provider="libvirt")
         except subprocess.CalledProcessError:
             tail = "\n".join(logf.read_text().splitlines()[-25:])
             raise RuntimeError(f"vagrant up failed; last lines of {logf}:\n{tail}") from None
+        finally:
+            stop.set()
         self.write_ssh_config()
 
     def write_ssh_config(self) -> None:
@@ -481,6 +488,24 @@ def find_overlaps(
         if free:
             found.append(f"{free} is free")
     return found
+
+
+def _watch_vagrant_log(log: Path, stop: threading.Event) -> None:
+    """Per-VM progress of `vagrant up` (`==> ovn-host-01: Waiting for SSH...`) beside the stage's spinner."""
+    last: dict[str, str] = {}
+    pos = 0
+    while not stop.wait(1.0):
+        try:
+            with log.open() as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+        except OSError:
+            continue
+        for m in re.finditer(r"^==> ([\w.-]+): (.+)$", chunk, re.M):
+            last[m[1]] = m[2].strip()[:40]
+        if last:
+            progress("  ".join(f"{k}: {v}" for k, v in sorted(last.items())))
 
 
 def _same(path: str, data: bytes) -> bool:
