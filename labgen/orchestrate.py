@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -63,6 +64,10 @@ class Provisioner:
         self.macs: dict[str, str] = {}
 
     def spec(self, node: str) -> dict[str, Any]:
+        if not self.macs and any(p.mac is None for p in self.lab.ports_on(node)):
+            # ports with a dynamic MAC: bind them with the MAC OVN chose (empty until northd allocated it)
+            with contextlib.suppress(RuntimeError):  # no NB yet (during `up`): no bindings to make either
+                self.macs = {p: mac for p, (mac, _) in Gates(self.lab, self.b).dynamic_addresses()[2].items()}
         return node_spec(
             self.lab, node, datapath=self.b.datapath, services=self.b.services, install=self.b.install, macs=self.macs
         )

@@ -145,3 +145,20 @@ def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
     finally:
         cli("teardown")
     assert not [n for n in _netns() if n.startswith("t-intr-")]
+
+
+def test_dynamic_mac_port(tmp_path: Path) -> None:
+    cli = Cli(_lab(tmp_path, "t-dyn"))
+    cli.config.write_text(cli.config.read_text().replace('mac = "c0:ff:ee:00:00:13"', 'mac = "dynamic"'))
+    try:
+        cli("up", "--backend", "netns")
+        demo = cli("demo").stdout
+        assert "ovn-nbctl lsp-set-addresses port3 dynamic" in demo
+        mac = cli.exec("ovn-central-01", "ovn-nbctl get logical_switch_port port3 dynamic_addresses").split()[0]
+        mac = mac.strip('"')
+        assert mac.count(":") == 5
+        assert f"link/ether {mac}" in cli.exec("ovn-host-02", "ip -n vm3 link show port3")
+        assert "inet 10.0.0.13/24" in cli.exec("ovn-host-02", "ip netns exec vm3 ip -4 addr")
+        assert cli("check").returncode == 0
+    finally:
+        cli("teardown")
