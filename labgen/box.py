@@ -230,17 +230,19 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
             "etc/openvswitch/system-id.conf",
         ):
             (root / rel).unlink(missing_ok=True)
-        # TCG is slow: keep everything off the boot path that the provisioner starts where needed
+        # TCG is slow: keep off the boot path what only some nodes need (OVN: the provisioner starts it
+        # where needed); Open vSwitch, which every node needs, starts while the other VMs still boot
         chroot(
             "sh",
             "-c",
             "systemctl disable ovn-central ovn-host ovn-ovsdb-server-nb ovn-ovsdb-server-sb "
-            "openvswitch-switch ovs-record-hostname apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
+            "apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
             "e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-pstore.service getty@.service || true",
         )
         chroot(
             "sh",
             "-c",
+            "systemctl enable openvswitch-switch; "
             "systemctl mask getty@tty1.service systemd-networkd-wait-online.service; "
             "systemctl enable serial-getty@ttyS0.service || true",
         )

@@ -153,6 +153,7 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
         _parallel(names, b.prepare)
     with step("install: Open vSwitch and OVN present on every node"):
         pv.run_all(names, ["install", *(["root-ssh"] if b.services == "systemd" else [])])
+        b.after_install()
     with step("ovs: Open vSwitch running and the underlay address up on every node"):
         pv.run_all(names, ["ovs", "underlay"])
     central = lab.central.name

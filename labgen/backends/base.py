@@ -78,6 +78,9 @@ class Backend(ABC):
     def remove_box(self, log: Callable[[str], None]) -> None:
         """Remove the lab's base image too (teardown --box); nothing for backends without one."""
 
+    def after_install(self) -> None:
+        """Hook after the install stage (the vagrant backend switches to root ssh there)."""
+
     def prepare(self, node: str) -> None:
         """Make the provisioner available on the node."""
 

@@ -328,11 +328,29 @@ class VagrantBackend(Backend):
             for n in self.lab.node_names:
                 subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", n], capture_output=True)
 
+    @property
+    def root_marker(self) -> Path:
+        return self.state / "root-ssh"
+
+    def after_install(self) -> None:
+        """Once root accepts the lab's key (step root-ssh), log in as root: no sudo, ~0.1 s less a command."""
+        if self.root_marker.exists():
+            return
+        argv = ["ssh", "-F", str(self.ssh_config), "-T", "-l", "root"]
+        if all(
+            subprocess.run([*argv, n, "true"], capture_output=True, timeout=60).returncode == 0
+            for n in self.lab.node_names
+        ):
+            self.root_marker.write_text("")
+
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
         if not self.ssh_config.exists():
             self.write_ssh_config()
+        ssh = ["ssh", "-F", str(self.ssh_config), "-t" if tty else "-T"]
+        if self.root_marker.exists():
+            return [*ssh, "-l", "root", node, "--", shlex.join(argv) if argv[:1] != ["/bin/bash"] else "exec bash -l"]
         remote = "sudo " + shlex.join(argv) if argv[:1] != ["/bin/bash"] else "sudo -i"
-        return ["ssh", "-F", str(self.ssh_config), *(["-t"] if tty else ["-T"]), node, "--", remote]
+        return [*ssh, node, "--", remote]
 
     def prepare(self, node: str) -> None:
         """Copy the provisioner package into the VM (a tar over the ssh connection)."""
