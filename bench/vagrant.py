@@ -87,7 +87,7 @@ def main() -> None:
     for name, dt in stages.items():
         print(f"  {dt:7.1f} s  {name}")
     print(f"invoke demo: {t_demo:.1f} s; second up {t_up2:.1f} s, second demo {t_demo2:.1f} s (no changes)")
-    print(f"guest command round trip (ssh ControlMaster, sudo true): median {rt:.3f} s")
+    print(f"guest command round trip (`true` over ssh with ControlMaster): median {rt:.3f} s")
     print(f"invoke teardown: {t_down:.1f} s")
     print(f"results: {save('vagrant', res)}")
     shutil.rmtree(tmp, ignore_errors=True)
