@@ -41,7 +41,7 @@ def wait_for(
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.1, max=2),
+        wait=wait_exponential(multiplier=0.05, max=0.5),
         retry=retry_if_result(lambda ok: not ok),
     )
     try:

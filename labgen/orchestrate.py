@@ -341,7 +341,7 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str
         ok = _show(
             b,
             src.node,
-            ["ip", "netns", "exec", src.netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", ips[dst.name]],
+            ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.2", "-W", "2", ips[dst.name]],
             record,
         )
         if not ok:
