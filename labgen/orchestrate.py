@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -305,7 +306,7 @@ def demo(
     say.section("dhcp")
     for n in hosts:
         run(n, ["dhcp"])
-        wait_for(n, "leases equal to dynamic_addresses", lambda n=n: g.leases(n, ips), g.dump(n), 30)
+        wait_for(n, "leases equal to dynamic_addresses", functools.partial(g.leases, n, ips), g.dump(n), 30)
 
     say.section("ping")
     ping_matrix(lab, b, ips, say.line)

@@ -470,8 +470,8 @@ def find_overlaps(
     mine: dict[str, str],
     routes: list[dict[str, Any]],
     networks: list[tuple[str, str]],
-    skip_devs: set[str] = frozenset(),
-) -> list[str]:  # type: ignore[assignment]
+    skip_devs: frozenset[str] | set[str] = frozenset(),
+) -> list[str]:
     """Which of the lab's subnets (key -> CIDR) collide with host routes (`ip -j route`) or libvirt networks
     (name, CIDR); ends with a free /24 to suggest."""
     found, taken = [], []
