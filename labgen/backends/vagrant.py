@@ -324,9 +324,12 @@ class VagrantBackend(Backend):
         self.ssh_config.write_text(extra + text)
 
     def close_ssh(self) -> None:
+        """End the master connections (one per node and login: vagrant, root): after a snapshot restore
+        they point at TCP sessions the VMs no longer have, and would hang every command."""
         if self.ssh_config.exists():
             for n in self.lab.node_names:
-                subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", n], capture_output=True)
+                for login in ([], ["-l", "root"]):
+                    subprocess.run(["ssh", "-F", str(self.ssh_config), *login, "-O", "exit", n], capture_output=True)
 
     @property
     def root_marker(self) -> Path:
