@@ -65,6 +65,14 @@ def unit_state(unit: str) -> dict[str, bool]:
     }
 
 
+def read_text(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def tool_paths(_: str) -> dict[str, bool]:
     return {t: shutil.which(t) is not None for t in ("ovs-vsctl", "ovn-controller", "ovn-northd", "dhclient", "ping")}
 
@@ -77,6 +85,7 @@ FACTS: dict[str, Fact] = {
     "hostname": Fact(lambda _: ("hostname",), lambda out: out.strip()),
     "tools": Fact(None, read=tool_paths),
     "exists": Fact(None, read=exists),
+    "file": Fact(None, read=read_text),
     "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
     "unit": Fact(None, read=unit_state),
     "dpkg_locked": Fact(

@@ -80,6 +80,14 @@ def chassis(spec: Spec, facts: Facts) -> Iterator[Op]:
     }
     if spec["datapath"] == "netdev":
         want["ovn-bridge-datapath-type"] = "netdev"
+    if spec["services"] == "systemd":
+        # ovs-ctl sets external_ids:system-id from this file at every start: without it a reboot brings
+        # the chassis back under a random UUID instead of the node's name
+        conf = "/etc/openvswitch/system-id.conf"
+        if facts[f"file:{conf}"] == node:
+            yield Noop(f"{conf} says {node}")
+        else:
+            yield cmd("sh", "-c", f"echo {node} > {conf}")
     have = facts["ovs_ids"]
     if all(have.get(k) == v for k, v in want.items()):
         yield Noop(f"external_ids: ovn-remote={want['ovn-remote']} ovn-encap-ip={spec['ip']}")

@@ -115,11 +115,13 @@ def test_chassis_fresh_vm() -> None:
         "bridges": {},
         "ovs_ids": {"system-id": "x"},
         "unit:ovn-host": {"enabled": False, "active": False},
+        "file:/etc/openvswitch/system-id.conf": "5c1e0a7e-random-uuid",
     }
     assert changes(plan("chassis", s, facts)) == [
         "hostnamectl set-hostname ovn-host-01",
         "sed -i 's/^127.0.1.1.*/127.0.1.1 ovn-host-01/' /etc/hosts",
         "ovs-vsctl --may-exist add-br br-int -- set bridge br-int fail-mode=secure other_config:disable-in-band=true",
+        "sh -c 'echo ovn-host-01 > /etc/openvswitch/system-id.conf'",
         "ovs-vsctl set open_vswitch . external_ids:ovn-remote=tcp:192.168.1.61:6642 "
         "external_ids:ovn-encap-ip=192.168.1.62 external_ids:ovn-encap-type=geneve external_ids:system-id=ovn-host-01 "
         "external_ids:hostname=ovn-host-01",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +96,23 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     cap = cli("capture", "ovn-host-01", "--seconds", "6").stdout
     ping.wait()
     assert "Geneve" in cap and "vni 0x1" in cap, cap
-    # services are enabled: the lab comes back after a reboot
+    # the lab comes back after a VM reboot: services enabled, system-id kept, underlay and its altname back
+    subprocess.run(cli.exec_argv("ovn-host-02", "systemctl reboot"), cwd=ROOT, capture_output=True, timeout=60)
+    time.sleep(15)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        r = subprocess.run(
+            cli.exec_argv("ovn-central-01", "ovn-sbctl --bare --columns=ip find encap chassis_name=ovn-host-02"),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        up = subprocess.run(cli.exec_argv("ovn-host-02", "uptime"), cwd=ROOT, capture_output=True, timeout=60)
+        if "192.168.1.63" in r.stdout and up.returncode == 0 and b"up 0 min" not in up.stdout:
+            break
+        time.sleep(5)
+    check_infrastructure(cli, IPS)
+    assert "192.168.1.63/24" in cli.exec("ovn-host-02", "ip -br addr show enp9s0")
     assert cli.exec("ovn-host-01", "systemctl is-enabled openvswitch-switch ovn-host").split() == ["enabled"] * 2
     assert _libvirt_objects("t-vm-")
     # Vagrant's own state lost: teardown still removes every domain, network and volume of the lab
