@@ -150,7 +150,6 @@ class Runner:
     out: Any = field(default_factory=lambda: sys.stdout)
     dry_run: bool = False
     vars: dict[str, str] = field(default_factory=dict)
-    changed: int = 0
 
     def say(self, text: str) -> None:
         self.out.write(text if text.endswith("\n") else text + "\n")
@@ -184,8 +183,7 @@ class Runner:
         if r.returncode != 0:
             raise StepFailed(f"{op.shell()} exited {r.returncode}")
         if isinstance(op, Cmd):
-            self.changed += 1
-            self.facts.forget()
+            self.facts.forget()  # later facts must see this command's effect
 
     def wait(self, op: Wait) -> None:
         t0 = time.monotonic()

@@ -88,17 +88,6 @@ FACTS: dict[str, Fact] = {
     "file": Fact(None, read=read_text),
     "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
     "unit": Fact(None, read=unit_state),
-    "dpkg_locked": Fact(
-        None,
-        read=lambda _: (
-            subprocess.run(
-                ["fuser", "/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ).returncode
-            == 0
-        ),
-    ),
     # ovs (local)
     "ovs_ids": Fact(
         lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=external_ids", "list", "open_vswitch"),

@@ -35,10 +35,6 @@ class Probe:
     fix: str
 
 
-class TransportError(Exception):
-    """The node could not be reached (as opposed to a command that ran and failed)."""
-
-
 class Backend(ABC):
     name: str
     datapath: str  # "netdev" (userspace) or "system" (kernel)
