@@ -167,10 +167,10 @@ def doctor(c, config=CONFIG):
 def check(c, config=CONFIG):
     """Verify the lab and say what is wrong and why (controller, chassis, tunnels, DHCP, bindings, leases, MTU)."""
     from labgen.check import report, run_checks
-    from labgen.orchestrate import _up_lab
+    from labgen.orchestrate import open_up_lab
 
     def go() -> bool:
-        lab, b = _up_lab(config)
+        lab, b = open_up_lab(config)
         return report(run_checks(lab, b))
 
     if not _call(go):
@@ -225,11 +225,11 @@ def graph(c, config=CONFIG, out=None):
     from pathlib import Path
 
     from labgen.graph import render as do_render
-    from labgen.orchestrate import _up_lab
+    from labgen.orchestrate import open_up_lab
     from labgen.orchestrate import status as do_status
 
     def go() -> list:
-        lab, _ = _up_lab(config)
+        lab, _ = open_up_lab(config)
         return do_render(lab, do_status(config), Path(out) if out else lab.state_dir)
 
     for p in _call(go):

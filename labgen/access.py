@@ -7,17 +7,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from provision.facts import link
+from provision.facts import underlay_nic
 
 from .gates import Gates
-from .orchestrate import LabError, _up_lab, demo, saved_backend, teardown, up
+from .orchestrate import LabError, demo, open_up_lab, saved_backend, teardown, up
 from .ui import console
 
 
 def capture(config: str, node: str, *, port: str | None = None, seconds: int = 10) -> Path:
     """A pcap of the node's geneve traffic on the underlay NIC (default) or of one logical port inside its
     namespace, copied into the lab's state directory, then a tcpdump summary that shows the geneve header."""
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     if node not in lab.node_names:
         raise LabError(f"no node {node!r}; nodes: {', '.join(lab.node_names)}")
     n = lab.node(node)
@@ -30,13 +30,7 @@ def capture(config: str, node: str, *, port: str | None = None, seconds: int = 1
         what = port
     else:
         links = Gates(lab, b).fact(node, "addrs")
-        nic = (
-            link(links, ip=n.ip)
-            if b.datapath == "system"
-            else next(
-                (lk for lk in links if lk.get("address") == n.mac and lk["ifname"] not in ("br-phy", "br-int")), None
-            )
-        )
+        nic = underlay_nic(links, ip=n.ip, mac=n.mac, netdev=b.datapath == "netdev")
         if nic is None:
             raise LabError(f"{node}: cannot find the underlay NIC ({n.ip})")
         # geneve leaves the userspace datapath straight through the NIC, so capture there, not on br-phy
@@ -66,7 +60,7 @@ SNAP = "ovn-lab-saved"
 
 
 def snapshot(config: str, action: str) -> None:
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     t0 = time.monotonic()
     marker = lab.state_dir / "snapshot.json"
     if b.name == "vagrant":
@@ -105,7 +99,7 @@ def snapshot(config: str, action: str) -> None:
 
 
 def ssh_config(config: str) -> str:
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     if saved_backend(lab) != "vagrant":
         raise LabError("netns nodes run no sshd: use `invoke ssh NODE` or `invoke exec NODE CMD`")
     from .backends.vagrant import VagrantBackend

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -308,20 +307,6 @@ def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
 def _box_add(name: str, out: Path, log: Path) -> None:
     _run(["vagrant", "box", "add", "--force", "--name", name, str(out)], log)
     # vagrant-libvirt uploads a box into the pool once and never refreshes it: drop the old copy
-    slug = name.replace("/", "-VAGRANTSLASH-")
-    try:
-        import libvirt
+    from .backends.vagrant import drop_box_volumes
 
-        libvirt.registerErrorHandler(lambda *_: None, None)
-        conn = libvirt.open("qemu:///system")
-    except Exception:
-        return
-    try:
-        vols = [v for p in conn.listAllStoragePools() if p.isActive() for v in p.listAllVolumes()]
-        backing = {m for v in vols for m in re.findall(r"<backingStore>\s*<path>([^<]+)</path>", v.XMLDesc())}
-        for vol in vols:
-            # a copy that still backs some VM's disk stays until that VM is gone
-            if vol.name().startswith(f"{slug}_vagrant_box_image") and vol.path() not in backing:
-                vol.delete(0)
-    finally:
-        conn.close()
+    drop_box_volumes(name)

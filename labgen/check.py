@@ -212,7 +212,7 @@ def _binding(
             )
         )
     held = addr_of(ns_links, port)
-    if ip and f"{ip}/{_prefix(lab, port)}" in held:
+    if ip and f"{ip}/{lab.prefixlen(port)}" in held:
         out.append(Finding(True, node, f"{ns} holds the lease {ip}"))
     else:
         out.append(
@@ -226,11 +226,6 @@ def _binding(
             )
         )
     return out
-
-
-def _prefix(lab: Lab, port: str) -> str:
-    sw = next(p.switch for p in lab.ports if p.name == port)
-    return next(s.subnet for s in lab.switches if s.name == sw).split("/")[1]
 
 
 def mtu(lab: Lab, b: Backend) -> list[Finding]:

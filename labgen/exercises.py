@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .backends.base import Backend
 from .check import Finding, run_checks
 from .model import Lab
-from .orchestrate import LabError, Provisioner, _up_lab
+from .orchestrate import LabError, Provisioner, open_up_lab
 from .ui import console
 
 
@@ -121,7 +121,7 @@ def list_exercises() -> None:
 
 
 def start(config: str, name: str) -> None:
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     if name not in EXERCISES:
         raise LabError(f"no exercise {name!r}; choose one of: {', '.join(EXERCISES)}")
     bad = [f for f in _findings(lab, b) if not f.ok]
@@ -142,7 +142,7 @@ def start(config: str, name: str) -> None:
 
 
 def check(config: str) -> bool:
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     name = _state(lab).get("name")
     bad = [f for f in _findings(lab, b) if not f.ok]
     if not name:
@@ -158,7 +158,7 @@ def check(config: str) -> bool:
 
 
 def hint(config: str) -> None:
-    lab, _ = _up_lab(config)
+    lab, _ = open_up_lab(config)
     name = _state(lab).get("name")
     if not name:
         raise LabError("no exercise running: invoke exercise.start NAME")
@@ -167,7 +167,7 @@ def hint(config: str) -> None:
 
 def solve(config: str) -> None:
     """Repair with the provisioner: the chassis settings, the NB objects, the bindings and the leases."""
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     pv = Provisioner(lab, b)
     pv.run_all(lab.node_names, ["chassis"])
     pv.run(lab.central.name, ["logical"])

@@ -132,9 +132,6 @@ class Gates:
         bad = []
         for p in self.lab.ports_on(node):
             have = addr_of(self.fact(node, "ns_addrs", p.netns), p.name)
-            if f"{want[p.name]}/{self._prefix(p.switch)}" not in have:
+            if f"{want[p.name]}/{self.lab.prefixlen(p.name)}" not in have:
                 bad.append(f"{p.netns}/{p.name} has {have or 'no IPv4'}, want {want[p.name]}")
         return not bad, "; ".join(bad) or "leases held"
-
-    def _prefix(self, switch: str) -> str:
-        return next(s.subnet for s in self.lab.switches if s.name == switch).split("/")[1]

@@ -102,6 +102,11 @@ class Lab:
     def node_names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.nodes)
 
+    def prefixlen(self, port: str) -> int:
+        """Prefix length of the subnet of `port`'s switch (the /24 of a lease)."""
+        sw = next(p.switch for p in self.ports if p.name == port)
+        return ipaddress.ip_network(next(s.subnet for s in self.switches if s.name == sw)).prefixlen
+
     def ports_on(self, node: str) -> tuple[Port, ...]:
         return tuple(p for p in self.ports if p.node == node)
 

@@ -14,6 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from provision.facts import addr_of, geneve_remotes
+
 from .backends.base import Backend, get_backend
 from .gates import Gates, wait_for
 from .load import load_lab
@@ -254,7 +256,7 @@ class Narrator:
             console.print(f"transcript: {self.path}")
 
 
-def _up_lab(config: str | Path) -> tuple[Lab, Backend]:
+def open_up_lab(config: str | Path) -> tuple[Lab, Backend]:
     lab, b = open_lab(config)
     if saved_backend(lab) is None:
         raise LabError(f"lab {lab.name} is not up: run `invoke up` first")
@@ -265,7 +267,7 @@ def demo(
     config: str | Path, *, verbose: bool = False, step: bool = False, transcript: str | Path | None = None
 ) -> dict[str, str]:
     """Tutorial steps 4-8 with their real output; returns port -> leased IP."""
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     pv = Provisioner(lab, b, verbose=verbose)
     g = Gates(lab, b)
     say = Narrator(lab, b.name, step=step, transcript=Path(transcript) if transcript else None)
@@ -320,7 +322,7 @@ def demo(
 
 def demo_reset(config: str | Path) -> None:
     """Remove what the demo made (ports, namespaces, dhclients, NB objects); keep the infrastructure."""
-    lab, b = _up_lab(config)
+    lab, b = open_up_lab(config)
     pv = Provisioner(lab, b)
     for n in lab.node_names:
         if lab.ports_on(n):
@@ -390,20 +392,11 @@ def status(config: str | Path) -> dict[str, Any]:
         if states.get(n.name) != "running":
             continue
         try:
-            out["nodes"][n.name]["tunnels"] = [
-                r
-                for r in sorted(
-                    i["options"].get("remote_ip", "")
-                    for i in g.fact(n.name, "interfaces").values()
-                    if i.get("type") == "geneve"
-                )
-            ]
+            out["nodes"][n.name]["tunnels"] = geneve_remotes(g.fact(n.name, "interfaces"))
         except RuntimeError:
             out["nodes"][n.name]["tunnels"] = None
         for p in lab.ports_on(n.name):
             try:
-                from provision.facts import addr_of
-
                 out["leases"][p.name] = {
                     "node": n.name,
                     "netns": p.netns,
@@ -416,9 +409,7 @@ def status(config: str | Path) -> dict[str, Any]:
 
 def exec_argv(config: str | Path, node: str, command: str | None) -> list[str]:
     """The host argv that runs COMMAND (or an interactive shell) as root on NODE."""
-    lab, b = open_lab(config)
-    if saved_backend(lab) is None:
-        raise LabError(f"lab {lab.name} is not up: run `invoke up` first")
+    lab, b = open_up_lab(config)
     if node not in lab.node_names:
         raise LabError(f"no node {node!r} in lab {lab.name}; nodes: {', '.join(lab.node_names)}")
     if command is None:

@@ -148,6 +148,21 @@ def addr_of(links: list[dict[str, Any]], ifname: str) -> list[str]:
     return []
 
 
+def underlay_nic(links: list[dict[str, Any]], *, ip: str, mac: str, netdev: bool) -> dict[str, Any] | None:
+    """The NIC that carries the underlay, never found by name: by its address on the kernel datapath; on
+    the userspace datapath by its MAC, skipping OVS's own devices (br-phy takes the NIC's MAC)."""
+    if not netdev:
+        return link(links, ip=ip)
+    return next(
+        (
+            lk
+            for lk in links
+            if lk.get("address", "").lower() == mac and lk["ifname"] not in ("br-phy", "br-int", "ovs-netdev")
+        ),
+        None,
+    )
+
+
 def link(links: list[dict[str, Any]], *, ifname: str = "", mac: str = "", ip: str = "") -> dict[str, Any] | None:
     for lk in links:
         if ifname and lk.get("ifname") == ifname:

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import services
 from .core import Noop, Op, StepFailed, Wait, cmd, show
-from .facts import addr_of, as_list, link
+from .facts import addr_of, as_list, link, underlay_nic
 
 Spec = dict[str, Any]
 Facts = Mapping[str, Any]
@@ -102,8 +102,8 @@ def underlay(spec: Spec, facts: Facts) -> Iterator[Op]:
     the NIC (found by MAC), or tunnelled packets are dropped ("native tunnel routing failed")."""
     links = facts["addrs"]
     cidr = f"{spec['ip']}/{spec['prefixlen']}"
+    nic = underlay_nic(links, ip=spec["ip"], mac=spec["mac"], netdev=spec["datapath"] == "netdev")
     if spec["datapath"] != "netdev":
-        nic = link(links, ip=spec["ip"])
         if nic is None:
             raise StepFailed(
                 f"no interface has the underlay address {spec['ip']}; interfaces: "
@@ -112,15 +112,6 @@ def underlay(spec: Spec, facts: Facts) -> Iterator[Op]:
         yield Noop(f"underlay {cidr} is on {nic['ifname']}")
         yield from altname(spec, facts, nic)
         return
-    # br-phy takes the NIC's MAC (other_config:hwaddr), so skip OVS's own devices when matching
-    nic = next(
-        (
-            lk
-            for lk in links
-            if lk.get("address", "").lower() == spec["mac"] and lk["ifname"] not in ("br-phy", "br-int", "ovs-netdev")
-        ),
-        None,
-    )
     if nic is None:
         raise StepFailed(f"no interface with the underlay MAC {spec['mac']}")
     name = nic["ifname"]

@@ -455,17 +455,8 @@ class VagrantBackend(Backend):
     def remove_box(self, log: Callable[[str], None]) -> None:
         box = self.lab.vagrant.box
         subprocess.run(["vagrant", "box", "remove", "-f", "--all", box], env=self.env(), capture_output=True)
-        slug = box.replace("/", "-VAGRANTSLASH-")
-        conn = _connect()
-        try:
-            for pool in conn.listAllStoragePools():
-                if pool.isActive():
-                    for vol in pool.listAllVolumes():
-                        if vol.name().startswith(f"{slug}_vagrant_box_image"):
-                            log(f"removed box volume {vol.name()}")
-                            vol.delete(0)
-        finally:
-            conn.close()
+        for name in drop_box_volumes(box):
+            log(f"removed box volume {name}")
         log(f"removed box {box}")
 
 
@@ -509,6 +500,27 @@ def find_overlaps(
         if free:
             found.append(f"{free} is free")
     return found
+
+
+def drop_box_volumes(box: str) -> list[str]:
+    """Delete the pool copies vagrant-libvirt made of `box`, except a copy that still backs some VM's disk
+    (another lab runs on it). Returns the names deleted; nothing when libvirt is not reachable."""
+    slug = box.replace("/", "-VAGRANTSLASH-")
+    try:
+        conn = _connect()
+    except Exception:
+        return []
+    try:
+        vols = [v for p in conn.listAllStoragePools() if p.isActive() for v in p.listAllVolumes()]
+        backing = {m for v in vols for m in re.findall(r"<backingStore>\s*<path>([^<]+)</path>", v.XMLDesc())}
+        gone = []
+        for vol in vols:
+            if vol.name().startswith(f"{slug}_vagrant_box_image") and vol.path() not in backing:
+                gone.append(vol.name())
+                vol.delete(0)
+        return gone
+    finally:
+        conn.close()
 
 
 def _watch_vagrant_log(log: Path, stop: threading.Event) -> None:
