@@ -319,7 +319,9 @@ class VagrantBackend(Backend):
         control = f"/tmp/ovn-lab-{os.getuid()}-%C"
         extra = (
             f"Host *\n  ControlMaster auto\n  ControlPath {control}\n  ControlPersist 10m\n"
-            "  LogLevel ERROR\n  ServerAliveInterval 10\n\n"
+            # a VM that reboots or stops must fail a command in seconds, not hang it: bounded connect
+            # (a booting guest drops SYNs, and their retries stretch past a minute) and a dead-peer check
+            "  LogLevel ERROR\n  ConnectTimeout 10\n  ServerAliveInterval 5\n  ServerAliveCountMax 3\n\n"
         )
         self.ssh_config.write_text(extra + text)
 
