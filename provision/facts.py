@@ -98,7 +98,7 @@ FACTS: dict[str, Fact] = {
             "ovs-vsctl",
             "--timeout=10",
             "--format=json",
-            "--columns=name,datapath_type,fail_mode",
+            "--columns=name,datapath_type,fail_mode,other_config",
             "list",
             "bridge",
         ),

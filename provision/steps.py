@@ -5,6 +5,7 @@ A step gets the node's spec (the plan JSON, see labgen.plan) and the facts; it n
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -168,13 +169,34 @@ def altname(spec: Spec, facts: Facts, nic: dict[str, Any]) -> Iterator[Op]:
             yield cmd("sh", "-c", f"printf '{text}' > {path}")
 
 
+def datapath_id(ip: str) -> str:
+    """A fixed OpenFlow datapath ID for br-int (from the node's IP). Without one OVS derives it from the
+    lowest port MAC, so adding port1 changes it; OVS then drops every OpenFlow connection, ovn-controller
+    reconnects only after 2 s, and the DHCP requests sent meanwhile are lost (dhclient retries 4-8 s later)."""
+    return f"{int(ipaddress.IPv4Address(ip)):016x}"
+
+
 def integration_bridge(spec: Spec, facts: Facts) -> Iterator[Op]:
     br = facts["bridges"].get("br-int")
     dp = spec["datapath"]
-    if br and (br["datapath_type"] or "system") == dp and br["fail_mode"] == "secure":
-        yield Noop(f"br-int exists (datapath {dp})")
+    dpid = datapath_id(spec["ip"])
+    if (
+        br
+        and (br["datapath_type"] or "system") == dp
+        and br["fail_mode"] == "secure"
+        and br["other_config"].get("datapath-id") == dpid
+    ):
+        yield Noop(f"br-int exists (datapath {dp}, datapath-id {dpid})")
         return
-    extra = ["--", "set", "bridge", "br-int", "fail-mode=secure", "other_config:disable-in-band=true"]
+    extra = [
+        "--",
+        "set",
+        "bridge",
+        "br-int",
+        "fail-mode=secure",
+        "other_config:disable-in-band=true",
+        f"other_config:datapath-id={dpid}",
+    ]
     if dp == "netdev":  # ovn-controller would otherwise create it with the kernel datapath
         extra.append("datapath_type=netdev")
     yield cmd("ovs-vsctl", "--may-exist", "add-br", "br-int", *extra)
@@ -302,6 +324,12 @@ def bind(spec: Spec, facts: Facts) -> Iterator[Op]:
             yield Noop(f"{port} is in namespace {ns}")
         if in_ns is not None and in_ns.get("address", "").lower() != mac:
             yield cmd("ip", "-n", ns, "link", "set", port, "address", mac)
+        if in_ns is not None and "UP" in in_ns.get("flags", []):
+            yield Noop(f"{port} is up in {ns}")
+        else:
+            # up before dhclient: a DISCOVER sent while the port comes up is lost, and dhclient retries
+            # only after 4-8 s
+            yield cmd("ip", "-n", ns, "link", "set", port, "up")
         if "127.0.0.1/8" in addr_of(facts[f"ns_addrs:{ns}"], "lo"):
             yield Noop(f"{ns} lo has 127.0.0.1/8")
         else:

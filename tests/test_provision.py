@@ -120,7 +120,8 @@ def test_chassis_fresh_vm() -> None:
     assert changes(plan("chassis", s, facts)) == [
         "hostnamectl set-hostname ovn-host-01",
         "sed -i 's/^127.0.1.1.*/127.0.1.1 ovn-host-01/' /etc/hosts",
-        "ovs-vsctl --may-exist add-br br-int -- set bridge br-int fail-mode=secure other_config:disable-in-band=true",
+        "ovs-vsctl --may-exist add-br br-int -- set bridge br-int fail-mode=secure other_config:disable-in-band=true "
+        "other_config:datapath-id=00000000c0a8013e",
         "sh -c 'echo ovn-host-01 > /etc/openvswitch/system-id.conf'",
         "ovs-vsctl set open_vswitch . external_ids:ovn-remote=tcp:192.168.1.61:6642 "
         "external_ids:ovn-encap-ip=192.168.1.62 external_ids:ovn-encap-type=geneve external_ids:system-id=ovn-host-01 "
@@ -132,7 +133,9 @@ def test_chassis_fresh_vm() -> None:
 def test_chassis_done_netns() -> None:
     facts = {
         "hostname": "ovn-host-01",
-        "bridges": {"br-int": {"datapath_type": "netdev", "fail_mode": "secure"}},
+        "bridges": {
+            "br-int": {"datapath_type": "netdev", "fail_mode": "secure", "other_config": {"datapath-id": "00000000c0a8013e"}}
+        },
         "ovs_ids": IDS_DONE | {"ovn-bridge-datapath-type": "netdev"},
         "pid_alive:ovn-controller": True,
     }
@@ -282,6 +285,7 @@ def test_bind_fresh_and_done() -> None:
         "ovs-vsctl --may-exist add-port br-int port3 -- set interface port3 type=internal "
         "'mac=[\"c0:ff:ee:00:00:13\"]' external_ids:iface-id=port3",
         "ip link set port3 netns vm3",
+        "ip -n vm3 link set port3 up",
         "ip -n vm3 addr add 127.0.0.1/8 dev lo",
         "ip -n vm3 link set lo up",
     ]
@@ -295,7 +299,7 @@ def test_bind_fresh_and_done() -> None:
             },
             "ns_addrs:vm3": [
                 {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-                {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "addr_info": []},
+                {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": ["UP"], "addr_info": []},
             ],
         },
     )
@@ -310,7 +314,7 @@ def test_bind_corrects_a_wrong_mac_in_the_namespace() -> None:
         },
         "ns_addrs:vm3": [
             {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-            {"ifname": "port3", "address": "c0:ff:ee:00:00:99", "addr_info": []},
+            {"ifname": "port3", "address": "c0:ff:ee:00:00:99", "flags": ["UP"], "addr_info": []},
         ],
     }
     assert changes(plan("bind", spec("ovn-host-02"), facts)) == ["ip -n vm3 link set port3 address c0:ff:ee:00:00:13"]
