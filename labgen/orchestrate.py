@@ -19,7 +19,7 @@ from provision.facts import addr_of, geneve_remotes
 from .backends.base import Backend, get_backend
 from .gates import Gates, wait_for
 from .load import load_lab
-from .model import Lab
+from .model import Lab, Port
 from .plan import node_spec
 from .ui import console, progress, step
 
@@ -102,13 +102,14 @@ class Provisioner:
             )
         return lines
 
-    def run_all(self, nodes: Sequence[str], steps: Sequence[str]) -> None:
-        """In parallel on several nodes; the first failure is reported after all finished."""
+    def run_all(self, nodes: Sequence[str], steps: Sequence[str] | Callable[[str], Sequence[str]]) -> None:
+        """In parallel on several nodes (`steps` may differ per node); the first failure is reported after
+        all finished."""
         state = dict.fromkeys(nodes, "…")
 
         def one(n: str) -> None:
             try:
-                self.run(n, steps)
+                self.run(n, steps(n) if callable(steps) else steps)
                 state[n] = "✓"
             except BaseException:
                 state[n] = "✗"
@@ -154,14 +155,13 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     with step(f"create {len(names)} nodes"):
         b.create(lambda msg: console.print(f"  {msg}", markup=False, style="dim"))
         _parallel(names, b.prepare)
-    with step("install: Open vSwitch and OVN present on every node"):
-        pv.run_all(names, ["install", *(["root-ssh"] if b.services == "systemd" else [])])
-        b.after_install()
-    with step("ovs: Open vSwitch running and the underlay address up on every node"):
-        pv.run_all(names, ["ovs", "underlay"])
     central = lab.central.name
-    with step(f"central: NB/SB + ovn-northd on {central}, SB listening on 6642"):
-        pv.run(central, ["central"])
+    # one provisioner run per node for steps 1-2: the central databases start while the hosts start OVS
+    first = ["install", *(["root-ssh"] if b.services == "systemd" else []), "ovs", "underlay"]
+    with step(f"install, ovs, underlay on every node; NB/SB + ovn-northd on {central}"):
+        pv.run_all(names, lambda n: [*first, "central"] if n == central else first)
+        b.after_install()
+    with step(f"gate: SB tcp:{lab.central.ip}:6642 reachable from every node"):
         _parallel(
             names,
             lambda n: wait_for(
@@ -277,6 +277,21 @@ def demo(
     def run(node: str, steps: list[str]) -> list[str]:
         return pv.run(node, steps, live=True, on_line=say.line)
 
+    def run_each(nodes: list[str], steps: list[str]) -> None:
+        """On every node at once (hosts are independent); the output is shown node by node, in order."""
+        out: dict[str, list[str]] = {}
+
+        def one(n: str) -> None:
+            out[n] = pv.run(n, steps)
+
+        try:
+            _parallel(nodes, one)
+        finally:
+            for n in nodes:
+                for ln in out.get(n, []):
+                    console.print(ln, markup=False, highlight=False)
+                    say.line(ln)
+
     say.section("logical")
     run(central, ["logical"])
     found: dict[str, tuple[str, str]] = {}
@@ -300,15 +315,16 @@ def demo(
 
     hosts = [n for n in lab.node_names if lab.ports_on(n)]
     say.section("bind")
-    for n in hosts:
-        run(n, ["bind"])
+    run_each(hosts, ["bind"])
     wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60)
     _show(b, central, ["ovn-sbctl", "show"], say.line)
 
     say.section("dhcp")
-    for n in hosts:
-        run(n, ["dhcp"])
-        wait_for(n, "leases equal to dynamic_addresses", functools.partial(g.leases, n, ips), g.dump(n), 30)
+    run_each(hosts, ["dhcp"])
+    _parallel(
+        hosts,
+        lambda n: wait_for(n, "leases equal to dynamic_addresses", functools.partial(g.leases, n, ips), g.dump(n), 30),
+    )
 
     say.section("ping")
     ping_matrix(lab, b, ips, say.line)
@@ -332,23 +348,30 @@ def demo_reset(config: str | Path) -> None:
 
 
 def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str], None] | None = None) -> None:
-    """From the first port's namespace to every other port."""
+    """From the first port's namespace to every other port, all at once; shown in order."""
     if len(lab.ports) < 2:
         return
     src = lab.ports[0]
-    for dst in lab.ports[1:]:
-        where = "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
-        console.print(f"# {src.netns} -> {dst.netns} ({where})", style="dim", markup=False)
-        if record:
-            record(f"# {src.netns} -> {dst.netns} ({where})")
-        ok = _show(
-            b,
-            src.node,
-            ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.2", "-W", "2", ips[dst.name]],
-            record,
-        )
+    dsts = lab.ports[1:]
+
+    def where(dst: Port) -> str:
+        return "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
+
+    def ping(dst: Port) -> tuple[bool, list[str]]:
+        argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.1", "-W", "2", ips[dst.name]]
+        r = b.run(src.node, argv, timeout=60)
+        head = [f"# {src.netns} -> {dst.netns} ({where(dst)})", f"{src.node} # {shlex.join(argv)}"]
+        return r.ok, head + (r.stdout + r.stderr).rstrip().splitlines()
+
+    with ThreadPoolExecutor(max_workers=len(dsts)) as pool:
+        results = list(pool.map(ping, dsts))
+    for dst, (ok, lines) in zip(dsts, results, strict=True):
+        for ln in lines:
+            console.print(ln, markup=False, highlight=False, style="dim" if ln.startswith("# ") else None)
+            if record:
+                record(ln)
         if not ok:
-            raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where})")
+            raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where(dst)})")
 
 
 def _show(b: Backend, node: str, argv: list[str], record: Callable[[str], None] | None = None) -> bool:

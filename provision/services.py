@@ -86,7 +86,7 @@ def start_central(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op
                 f"--unixctl=/run/ovn/ovn{db}_db.ctl",
                 log=f"--log-file=/var/log/ovn/ovsdb-server-{db}.log",
             )
-        yield from daemon(facts, "ovn-northd", "ovn-northd", "--pidfile")
+        yield from daemon(facts, "ovn-northd", "ovn-northd", "--pidfile", log="--log-file=/var/log/ovn/ovn-northd.log")
     # the unit returns before the databases answer; the set-connection below needs them
     yield Wait("the NB database answers", ("ovn-nbctl", "--timeout=5", "show"), 60)
     yield Wait("the SB database answers", ("ovn-sbctl", "--timeout=5", "show"), 60)
@@ -96,4 +96,6 @@ def start_controller(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator
     if spec["services"] == "systemd":
         yield from unit(facts, "ovn-host")
     else:
-        yield from daemon(facts, "ovn-controller", "ovn-controller", "--pidfile")
+        # where the VMs' ovn-ctl puts it (the default would be /var/log/openvswitch/)
+        log = "--log-file=/var/log/ovn/ovn-controller.log"
+        yield from daemon(facts, "ovn-controller", "ovn-controller", "--pidfile", log=log)

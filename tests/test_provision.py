@@ -134,7 +134,11 @@ def test_chassis_done_netns() -> None:
     facts = {
         "hostname": "ovn-host-01",
         "bridges": {
-            "br-int": {"datapath_type": "netdev", "fail_mode": "secure", "other_config": {"datapath-id": "00000000c0a8013e"}}
+            "br-int": {
+                "datapath_type": "netdev",
+                "fail_mode": "secure",
+                "other_config": {"datapath-id": "00000000c0a8013e"},
+            }
         },
         "ovs_ids": IDS_DONE | {"ovn-bridge-datapath-type": "netdev"},
         "pid_alive:ovn-controller": True,

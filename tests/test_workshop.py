@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from labgen.exercises import EXERCISES
-from tests.e2e import ROOT, Cli
+from tests.e2e import ROOT, Cli, check_demo
 
 pytestmark = [
     pytest.mark.netns,
@@ -68,7 +68,7 @@ def test_reset_then_transcript(cli: Cli, tmp_path: Path) -> None:
     assert "Port_Binding" not in cli.exec("ovn-central-01", "ovn-sbctl show")
     assert cli.exec("ovn-host-01", "ovs-vsctl show").count("type: geneve") == 2  # infrastructure intact
     md = tmp_path / "handout.md"
-    cli("demo", "--transcript", str(md))
+    check_demo(cli, cli("demo", "--transcript", str(md)).stdout)  # rebuilt as new, leases on the first try
     text = md.read_text()
     assert text.startswith("# OVN DHCP lab: transcript")
     assert "## 6. Trace a DHCP request (on central)" in text
