@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def ours(config: Path) -> dict[str, float]:
     }
 
 
+def startup() -> float:
+    """What every `invoke` task pays before doing anything: the interpreter and invoke's own imports."""
+    t, _ = timed([sys.executable, "-m", "invoke", "--version"])
+    return t
+
+
 def probe() -> dict[str, float]:
     _, out = timed(["bash", str(SHARED / "probes/netns/lab.sh")])
     leases = float(re.search(r"TIME nothing->3 leases: ([\d.]+)s", out)[1])  # type: ignore[index]
@@ -55,10 +62,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ovnlab-bench-"))
     small = lab_toml(tmp / "bench3", "bench3")
     big = lab_toml(tmp / "bench10", "bench10", hosts=10, ports_per_host=3)
-    res: dict[str, list[dict[str, float]]] = {"ours": [], "probe": [], "big": []}
+    res: dict[str, list[dict[str, float]]] = {"ours": [], "probe": [], "big": [], "startup": []}
     for i in range(args.runs):  # interleaved, so both see the same machine load
         res["probe"].append(probe())
         res["ours"].append(ours(small))
+        res["startup"].append({"invoke": startup()})
         print(f"run {i + 1}: probe {res['probe'][-1]}  ours {res['ours'][-1]}", flush=True)
     res["big"].append(ours(big))
     print()
@@ -67,6 +75,7 @@ def main() -> None:
     print(f"  invoke up --backend netns   {summary([r['up'] for r in res['ours']])}")
     print(f"  invoke demo                 {summary([r['demo'] for r in res['ours']])}")
     print(f"  up + demo                   {summary([r['leases'] for r in res['ours']])}")
+    print(f"  of which invoke's start-up  {summary([2 * r['invoke'] for r in res['startup']])} (2 x invoke --version)")
     print("teardown:")
     print(f"  shell probe down.sh         {summary([r['teardown'] for r in res['probe']])}")
     print(f"  invoke teardown             {summary([r['teardown'] for r in res['ours']])}")

@@ -25,14 +25,26 @@ class GateTimeout(Exception):
         super().__init__(f"{node}: timed out after {timeout:.0f} s waiting for {what}\n  last seen: {observed}")
 
 
+class GaveUp(Exception):
+    pass
+
+
 def wait_for(
-    node: str, what: str, probe: Callable[[], tuple[bool, str]], dump: Callable[[], str], timeout: float = 60
+    node: str,
+    what: str,
+    probe: Callable[[], tuple[bool, str]],
+    dump: Callable[[], str],
+    timeout: float = 60,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> float:
-    """Poll `probe` until ok; returns the seconds it took."""
+    """Poll `probe` until ok; returns the seconds it took. `give_up`: stop early (another node failed, and
+    its error is the one to report)."""
     t0 = time.monotonic()
     last: list[str] = ["(not checked)"]
 
     def attempt() -> bool:
+        if give_up():
+            raise GaveUp(f"{node}: stopped waiting for {what}")
         try:
             ok, last[0] = probe()
         except Exception as e:  # a node that cannot answer yet is a failed attempt, not a crash

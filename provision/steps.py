@@ -94,6 +94,9 @@ def chassis(spec: Spec, facts: Facts) -> Iterator[Op]:
         yield Noop(f"external_ids: ovn-remote={want['ovn-remote']} ovn-encap-ip={spec['ip']}")
     else:
         yield cmd("ovs-vsctl", "set", "open_vswitch", ".", *(f"external_ids:{k}={v}" for k, v in want.items()))
+    # started before the SB listens, ovn-controller backs off up to 8 s between reconnects
+    sb = f"tcp:{spec['central_ip']}:6642"
+    yield Wait(f"the SB answers on {sb}", ("ovn-sbctl", f"--db={sb}", "--timeout=5", "--no-leader-only", "show"), 120)
     yield from services.start_controller(spec, facts)
 
 

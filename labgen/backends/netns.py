@@ -17,9 +17,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..model import Lab
+from ..model import Lab, Node
 from .base import Backend, Probe
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
@@ -122,7 +123,8 @@ class NetnsBackend(Backend):
             _sh("ip", "-n", u, "link", "set", "lo", "up")
             _sh("ip", "-n", u, "link", "add", "br-lab", "mtu", mtu, "type", "bridge")
             _sh("ip", "-n", u, "link", "set", "br-lab", "up")
-        for i, node in enumerate(self.lab.nodes):
+
+        def one(i: int, node: Node) -> None:
             ns = self.netns(node.name)
             if ns not in have:
                 log(f"ip netns add {ns}")
@@ -135,6 +137,11 @@ class NetnsBackend(Backend):
                 _sh("ip", "-n", u, "link", "set", veth, "mtu", mtu, "master", "br-lab", "up")
                 _sh("ip", "-n", ns, "link", "set", "eth0", "address", node.mac, "mtu", mtu, "up")
             self._container(node.name, log)
+
+        # the nodes are independent once the underlay exists
+        with ThreadPoolExecutor(max_workers=len(self.lab.nodes)) as pool:
+            for f in [pool.submit(one, i, node) for i, node in enumerate(self.lab.nodes)]:
+                f.result()
 
     def _container(self, node: str, log: Callable[[str], None]) -> None:
         mnt, uts = self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"
