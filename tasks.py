@@ -262,7 +262,7 @@ def snapshot(c, action, config=CONFIG):
 
 @task(name="ssh-config", help={"config": CONFIG_HELP})
 def ssh_config(c, config=CONFIG):
-    """Print an ssh_config for the VMs: save it as ~/.ssh/config.d/ovn-lab, then plain `ssh ovn-host-01` works."""
+    """Print an ssh_config with a Host per node (VMs or netns): save it, then `ssh -F FILE ovn-host-01` works."""
     from labgen.access import ssh_config as do_ssh_config
 
     print(_call(do_ssh_config, config), end="")

@@ -10,7 +10,7 @@ from pathlib import Path
 from provision.facts import underlay_nic
 
 from .gates import Gates
-from .orchestrate import LabError, demo, open_up_lab, saved_backend, teardown, up
+from .orchestrate import LabError, demo, open_up_lab, teardown, up
 from .ui import console
 
 
@@ -99,13 +99,8 @@ def snapshot(config: str, action: str) -> None:
 
 
 def ssh_config(config: str) -> str:
-    lab, b = open_up_lab(config)
-    if saved_backend(lab) != "vagrant":
-        raise LabError("netns nodes run no sshd: use `invoke ssh NODE` or `invoke exec NODE CMD`")
-    from .backends.vagrant import VagrantBackend
-
-    assert isinstance(b, VagrantBackend)
-    b.write_ssh_config()
-    text = b.ssh_config.read_text()
-    # root accepts the lab's key (provisioner step root-ssh): `ssh ovn-host-01` lands where the tutorial runs
-    return text.replace("  User vagrant\n", "  User root\n")
+    _, b = open_up_lab(config)
+    try:
+        return b.user_ssh_config()
+    except RuntimeError as e:
+        raise LabError(str(e)) from None

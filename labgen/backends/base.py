@@ -64,6 +64,10 @@ class Backend(ABC):
         """The host command that runs `argv` as root on `node`."""
 
     @abstractmethod
+    def user_ssh_config(self) -> str:
+        """An ssh_config with one Host per node, root login: plain `ssh -F FILE ovn-host-01` works."""
+
+    @abstractmethod
     def provisioner(self, node: str) -> list[str]:
         """argv prefix that runs `python3 -m provision` on the node (after `prepare`)."""
 

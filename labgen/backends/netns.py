@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -177,6 +178,41 @@ class NetnsBackend(Backend):
             "LANG=C.UTF-8",
             *argv,
         ]
+
+    def user_ssh_config(self) -> str:
+        """The nodes run no sshd: ssh's ProxyCommand starts one per connection inside the node (`sshd -i`,
+        inetd mode: the protocol over stdin/stdout, nothing listens), with a host key and a client key of
+        the lab's own. nsenter needs root, so this works for root (`sudo ssh ...`), like the lab itself."""
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        if not os.path.exists(sshd):
+            raise RuntimeError(
+                "the netns nodes need the sshd binary for ssh: apt-get install openssh-server (its daemon need "
+                "not run: systemctl disable --now ssh); or use `invoke ssh NODE`"
+            )
+        d = self.state / "ssh"
+        d.mkdir(mode=0o700, exist_ok=True)
+        for key in ("host_ed25519", "id_ed25519"):
+            if not (d / key).exists():
+                _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {self.lab.name}", "-f", str(d / key))
+        shutil.copy(d / "id_ed25519.pub", d / "authorized_keys")
+        (d / "sshd_config").write_text(
+            f"HostKey {d / 'host_ed25519'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "UsePAM no\nStrictModes no\nPrintMotd no\nPidFile none\nSubsystem sftp internal-sftp\n"
+        )
+        host_key = (d / "host_ed25519.pub").read_text().split()[:2]
+        known = "".join(f"{self.netns(n)} {' '.join(host_key)}\n" for n in self.lab.node_names)
+        (d / "known_hosts").write_text(known)
+        blocks = []
+        for n in self.lab.node_names:
+            serve = f"mkdir -p /run/sshd && exec {sshd} -i -f {d / 'sshd_config'}"
+            enter = shlex.join(self.node_argv(n, ["sh", "-c", serve]))
+            blocks.append(
+                f"Host {n}\n  User root\n  IdentityFile {d / 'id_ed25519'}\n  IdentitiesOnly yes\n"
+                f"  HostKeyAlias {self.netns(n)}\n  UserKnownHostsFile {d / 'known_hosts'}\n"
+                f"  StrictHostKeyChecking yes\n  LogLevel ERROR\n  ProxyCommand {enter}\n"
+            )
+        return "\n".join(blocks)
 
     def provisioner(self, node: str) -> list[str]:
         # the node's mount namespace still sees the repository: run the provisioner from it

@@ -325,6 +325,11 @@ class VagrantBackend(Backend):
         )
         self.ssh_config.write_text(extra + text)
 
+    def user_ssh_config(self) -> str:
+        self.write_ssh_config()
+        # root accepts the lab's key (provisioner step root-ssh): `ssh ovn-host-01` lands where the tutorial runs
+        return self.ssh_config.read_text().replace("  User vagrant\n", "  User root\n")
+
     def close_ssh(self) -> None:
         """End the master connections (one per node and login: vagrant, root): after a snapshot restore
         they point at TCP sessions the VMs no longer have, and would hang every command."""
