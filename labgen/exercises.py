@@ -169,7 +169,7 @@ def solve(config: str) -> None:
     """Repair with the provisioner: the chassis settings, the NB objects, the bindings and the leases."""
     lab, b = open_up_lab(config)
     pv = Provisioner(lab, b)
-    pv.run_all(lab.node_names, ["chassis"])
+    pv.run_all(lab.node_names, ["chassis", "controller"])
     pv.run(lab.central.name, ["logical"])
     for n in lab.node_names:
         if lab.ports_on(n):

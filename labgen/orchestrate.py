@@ -189,20 +189,20 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     sb_started = threading.Event()
 
     def bring_up(n: str) -> None:
-        """Steps 1-3 on one node, each as soon as it can: the hosts start OVS while central starts its
-        databases; every node starts ovn-controller once the SB answers (started earlier, ovn-controller
-        would back off up to 8 s between reconnects; probing earlier costs ARP timeouts)."""
+        """Steps 1-3 on one node, each as soon as it can: everything but ovn-controller at once (central
+        also starts its databases), then ovn-controller everywhere once the SB answers (started earlier,
+        it would back off up to 8 s between reconnects; probing earlier costs ARP timeouts)."""
         if n == central:
             try:
-                pv.run(n, [*first, "central"])
+                pv.run(n, [*first, "chassis", "central"])
             finally:
                 sb_started.set()
         else:
-            pv.run(n, first)
+            pv.run(n, [*first, "chassis"])
             sb_started.wait()
         what = f"SB tcp:{lab.central.ip}:6642 reachable over the underlay"
         wait_for(n, what, lambda: g.sb_reachable(n), g.dump(n), 60, give_up=failed.is_set)
-        pv.run(n, ["chassis"])
+        pv.run(n, ["controller"])
 
     failed = threading.Event()
 

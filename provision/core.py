@@ -12,12 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 
-@dataclass(frozen=True)
-class Cmd:
+class Cmd(NamedTuple):
     """A command that changes state. `capture` stores its stripped stdout in a variable that later
     commands use as `$NAME`, as the tutorial does with CIDR_UUID."""
 
@@ -30,8 +28,7 @@ class Cmd:
         return f"{self.capture}=$({text})" if self.capture else text
 
 
-@dataclass(frozen=True)
-class Show:
+class Show(NamedTuple):
     """A read-only command whose output the trainee should see (ovn-trace, ovn-sbctl show, ...)."""
 
     argv: tuple[str, ...]
@@ -41,15 +38,13 @@ class Show:
         return " ".join(_quote(a) for a in self.argv)
 
 
-@dataclass(frozen=True)
-class Noop:
+class Noop(NamedTuple):
     """Nothing to do: the state is already as wanted. `what` says which state."""
 
     what: str
 
 
-@dataclass(frozen=True)
-class Wait:
+class Wait(NamedTuple):
     """Poll a read-only command until it exits 0, bounded; `what` names the condition."""
 
     what: str
@@ -75,8 +70,7 @@ def show(*argv: str, timeout: float = 60) -> Show:
     return Show(tuple(argv), timeout)
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     """A named piece of node state: `argv` to read it (None: `read` computes it), `parse` turns the
     command's stdout into a value. A failing command gives `default` if one is set."""
 
@@ -141,15 +135,13 @@ class Facts(Mapping[str, Any]):
 Step = Callable[[dict[str, Any], Mapping[str, Any]], Iterator[Op]]
 
 
-@dataclass
 class Runner:
     """Executes the ops of steps on this node, echoing each as `node # command` with its real output."""
 
-    node: str
-    facts: Facts
-    out: Any = field(default_factory=lambda: sys.stdout)
-    dry_run: bool = False
-    vars: dict[str, str] = field(default_factory=dict)
+    def __init__(self, node: str, facts: Facts, *, out: Any = None, dry_run: bool = False):
+        self.node, self.facts, self.dry_run = node, facts, dry_run
+        self.out = out or sys.stdout
+        self.vars: dict[str, str] = {}  # captured outputs, as the tutorial's CIDR_UUID=$(...)
 
     def say(self, text: str) -> None:
         self.out.write(text if text.endswith("\n") else text + "\n")

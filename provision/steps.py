@@ -62,7 +62,7 @@ def central(spec: Spec, facts: Facts) -> Iterator[Op]:
 
 
 def chassis(spec: Spec, facts: Facts) -> Iterator[Op]:
-    """Steps 1 and 3: hostname, underlay, br-int, external_ids, ovn-controller."""
+    """Steps 1 and 3: hostname, br-int, external_ids (nothing here needs the SB yet)."""
     node = spec["node"]
     if facts["hostname"] == node:
         yield Noop(f"hostname is {node}")
@@ -94,7 +94,11 @@ def chassis(spec: Spec, facts: Facts) -> Iterator[Op]:
         yield Noop(f"external_ids: ovn-remote={want['ovn-remote']} ovn-encap-ip={spec['ip']}")
     else:
         yield cmd("ovs-vsctl", "set", "open_vswitch", ".", *(f"external_ids:{k}={v}" for k, v in want.items()))
-    # started before the SB listens, ovn-controller backs off up to 8 s between reconnects
+
+
+def controller(spec: Spec, facts: Facts) -> Iterator[Op]:
+    """Step 3, last: ovn-controller, once the SB answers (started earlier, it backs off up to 8 s between
+    reconnects)."""
     sb = f"tcp:{spec['central_ip']}:6642"
     yield Wait(f"the SB answers on {sb}", ("ovn-sbctl", f"--db={sb}", "--timeout=5", "--no-leader-only", "show"), 120)
     yield from services.start_controller(spec, facts)
@@ -400,6 +404,7 @@ STEPS: dict[str, Any] = {
     "central": central,
     "underlay": underlay,
     "chassis": chassis,
+    "controller": controller,
     "logical": logical,
     "show-logical": show_logical,
     "trace": trace,

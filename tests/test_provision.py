@@ -114,7 +114,6 @@ def test_chassis_fresh_vm() -> None:
         "hostname": "bookworm",
         "bridges": {},
         "ovs_ids": {"system-id": "x"},
-        "unit:ovn-host": {"enabled": False, "active": False},
         "file:/etc/openvswitch/system-id.conf": "5c1e0a7e-random-uuid",
     }
     assert changes(plan("chassis", s, facts)) == [
@@ -126,8 +125,9 @@ def test_chassis_fresh_vm() -> None:
         "ovs-vsctl set open_vswitch . external_ids:ovn-remote=tcp:192.168.1.61:6642 "
         "external_ids:ovn-encap-ip=192.168.1.62 external_ids:ovn-encap-type=geneve external_ids:system-id=ovn-host-01 "
         "external_ids:hostname=ovn-host-01",
-        "systemctl enable --now ovn-host",
     ]
+    controller = plan("controller", s, {"unit:ovn-host": {"enabled": False, "active": False}})
+    assert controller == ["wait: the SB answers on tcp:192.168.1.61:6642", "systemctl enable --now ovn-host"]
 
 
 def test_chassis_done_netns() -> None:
@@ -141,9 +141,9 @@ def test_chassis_done_netns() -> None:
             }
         },
         "ovs_ids": IDS_DONE | {"ovn-bridge-datapath-type": "netdev"},
-        "pid_alive:ovn-controller": True,
     }
     assert changes(plan("chassis", spec("ovn-host-01"), facts)) == []
+    assert changes(plan("controller", spec("ovn-host-01"), {"pid_alive:ovn-controller": True})) == []
 
 
 LINKS_FRESH = [
