@@ -195,6 +195,9 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
         if n == central:
             try:
                 pv.run(n, [*first, "chassis", "central"])
+            except BaseException:
+                failed.set()  # before waking the hosts, so that none of them probes a dead SB
+                raise
             finally:
                 sb_started.set()
         else:
@@ -213,7 +216,7 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
             failed.set()  # the others stop waiting for it
             raise
 
-    with step(f"install, ovs, underlay; NB/SB + ovn-northd on {central}; ovn-controller once the SB answers"):
+    with step(f"OVS, underlay, br-int on every node; NB/SB + northd on {central}; then ovn-controller"):
         pv.each(names, guarded)
         b.after_install()
     with step(f"gate: {len(names)} chassis registered with their encap IP"):
