@@ -129,6 +129,11 @@ class Gates:
         obs = f"no dynamic_addresses yet: {', '.join(missing)}" if missing else "all allocated"
         return not missing, obs, got
 
+    def hv_synced(self) -> tuple[bool, str]:
+        """Every chassis has applied the NB as it is now (DHCP options included): OVN's own barrier."""
+        r = self.b.run(self.central, ["ovn-nbctl", "--wait=hv", "--timeout=10", "sync"], timeout=20)
+        return r.ok, "every chassis caught up" if r.ok else (r.stderr.strip() or f"exit {r.rc}")
+
     def ports_up(self) -> tuple[bool, str]:
         chassis = {r["_uuid"]: r["name"] for r in self.fact(self.central, "sb_chassis")}
         rows = {r["logical_port"]: r for r in self.fact(self.central, "sb_bindings")}

@@ -380,6 +380,9 @@ def _demo(
     say.section("bind")
     show(binds or on_hosts(["bind"]))
     wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60)
+    # the ports may have been claimed before their DHCP options existed (bound early): dhclient must not run
+    # before every chassis has the DHCP flows, or its DISCOVER is lost and it retries 4-8 s later
+    wait_for(central, "every chassis applied the NB (ovn-nbctl --wait=hv sync)", g.hv_synced, g.dump(central), 60)
     _show(b, central, ["ovn-sbctl", "show"], say.line)
 
     say.section("dhcp")
