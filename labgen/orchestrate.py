@@ -146,8 +146,8 @@ class Provisioner:
                 progress("  ".join(f"{k} {v}" for k, v in state.items()))
 
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
-            futures = {n: pool.submit(one, n) for n in nodes}
-        errors = [e for f in futures.values() if (e := f.exception())]
+            runs = [pool.submit(one, n) for n in nodes]
+        errors = [e for f in runs if (e := f.exception())]
         if errors:  # the cause, not a node that stopped waiting because of it
             raise next((e for e in errors if not isinstance(e, GaveUp)), errors[0])
 
