@@ -149,10 +149,11 @@ def addr_of(links: list[dict[str, Any]], ifname: str) -> list[str]:
 
 
 def underlay_nic(links: list[dict[str, Any]], *, ip: str, mac: str, netdev: bool) -> dict[str, Any] | None:
-    """The NIC that carries the underlay, never found by name: by its address on the kernel datapath; on
-    the userspace datapath by its MAC, skipping OVS's own devices (br-phy takes the NIC's MAC)."""
+    """The NIC that carries the underlay, never found by name: on the kernel datapath by its address, else
+    (not configured yet) by its MAC; on the userspace datapath by its MAC, skipping OVS's own devices
+    (br-phy takes the NIC's MAC)."""
     if not netdev:
-        return link(links, ip=ip)
+        return link(links, ip=ip) or link(links, mac=mac)
     return next(
         (
             lk

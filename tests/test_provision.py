@@ -190,6 +190,25 @@ def test_underlay_vm_finds_nic_by_address_not_name() -> None:
     )
 
 
+def test_underlay_vm_configures_the_nic_found_by_mac() -> None:
+    """The lab's box leaves the underlay NIC unconfigured (no Vagrant auto_config): found by its MAC."""
+    s = spec("ovn-host-01", services="systemd", datapath="system")
+    links = [
+        {"ifname": "eth0", "address": "52:54:00:aa:bb:cc", "addr_info": [{"local": "192.168.121.5", "prefixlen": 24}]},
+        {"ifname": "eth1", "address": s["mac"], "addr_info": []},
+    ]
+    facts = {
+        "addrs": links,
+        "exists:/etc/network/interfaces": True,
+        "exists:/etc/systemd/network/10-ovn-lab-underlay.link": True,
+    }
+    assert changes(plan("underlay", s, facts))[:2] == [
+        "sh -c 'printf '\"'\"'auto eth1\\niface eth1 inet static\\n    address 192.168.1.62/24\\n'\"'\"' "
+        "> /etc/network/interfaces.d/ovn-lab-underlay'",
+        "ifup eth1",
+    ]
+
+
 def test_logical_fresh() -> None:
     s = spec("ovn-central-01")
     got = changes(plan("logical", s, {"nb_switches": [], "nb_dhcp": [], "nb_ports": []}))
