@@ -40,6 +40,12 @@ class Cli:
             self.exec_argv(node, command), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
+    def ssh(self, node: str, command: str) -> subprocess.CompletedProcess[str]:
+        """Plain ssh with the file `invoke ssh-config` prints, as a trainee would use it."""
+        cfg = self.config.parent / "ssh_config"
+        cfg.write_text(self("ssh-config").stdout)
+        return subprocess.run(["ssh", "-F", str(cfg), node, command], capture_output=True, text=True, timeout=60)
+
     def exec(self, node: str, command: str) -> str:
         r = subprocess.run(self.exec_argv(node, command), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, f"{node}: {command} exited {r.returncode}: {r.stdout}{r.stderr}"

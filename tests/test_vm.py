@@ -83,14 +83,7 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     cli("demo", "--reset")
     cli("snapshot", "restore")
     assert cli("check").returncode == 0
-    cfg = cli.config.parent / "ssh_config"
-    cfg.write_text(cli("ssh-config").stdout)
-    r = subprocess.run(
-        ["ssh", "-F", str(cfg), "ovn-host-01", "id -un; ip -br addr show enp9s0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = cli.ssh("ovn-host-01", "id -un; ip -br addr show enp9s0")
     assert r.returncode == 0 and r.stdout.startswith("root\n") and "192.168.1.62/24" in r.stdout, r
     ping = cli.background("ovn-host-01", "sleep 2; ip netns exec vm1 ping -c 4 -i 0.3 10.0.0.13")
     cap = cli("capture", "ovn-host-01", "--seconds", "6").stdout

@@ -136,14 +136,7 @@ def test_step_mode_in_a_real_terminal(cli: Cli) -> None:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
 
 
-def test_ssh_config(cli: Cli, tmp_path: Path) -> None:
+def test_ssh_config(cli: Cli) -> None:
     """Plain ssh into a netns node (sshd -i through ProxyCommand): root, the node's own hostname and OVS."""
-    cfg = tmp_path / "ssh_config"
-    cfg.write_text(cli("ssh-config").stdout)
-    r = subprocess.run(
-        ["ssh", "-F", str(cfg), "ovn-host-02", "hostname; ovs-vsctl get open . external_ids:system-id; exit 3"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = cli.ssh("ovn-host-02", "hostname; ovs-vsctl get open . external_ids:system-id; exit 3")
     assert (r.returncode, r.stdout.split()) == (3, ["ovn-host-02", "ovn-host-02"]), r
