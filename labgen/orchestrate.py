@@ -117,9 +117,7 @@ class Provisioner:
             lines += [f"{node} # {op.shell()}", *(r.stdout + r.stderr).rstrip("\n").splitlines()]
         with (self.b.log_dir / f"{node}.log").open("a") as log:
             log.writelines(ln + "\n" for ln in lines)
-        for ln in lines:
-            console.print(ln, markup=False, highlight=False)
-            on_line(ln)
+        _emit(lines, on_line)
         bad = next((op for op, r in zip(ops, results, strict=True) if not r.ok), None)
         if bad:
             raise StageFailed(f"{node}: {bad.shell()} failed; full log: {self.b.log_dir / f'{node}.log'}")
@@ -186,38 +184,30 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     central = lab.central.name
     first = ["install", *(["root-ssh"] if b.services == "systemd" else []), "ovs", "underlay"]
 
-    sb_started = threading.Event()
+    sb_started, failed = threading.Event(), threading.Event()
 
     def bring_up(n: str) -> None:
         """Steps 1-3 on one node, each as soon as it can: everything but ovn-controller at once (central
         also starts its databases), then ovn-controller everywhere once the SB answers (started earlier,
         it would back off up to 8 s between reconnects; probing earlier costs ARP timeouts)."""
-        if n == central:
-            try:
-                pv.run(n, [*first, "chassis", "central"])
-            except BaseException:
-                failed.set()  # before waking the hosts, so that none of them probes a dead SB
-                raise
-            finally:
-                sb_started.set()
-        else:
-            pv.run(n, [*first, "chassis"])
-            sb_started.wait()
-        what = f"SB tcp:{lab.central.ip}:6642 reachable over the underlay"
-        wait_for(n, what, lambda: g.sb_reachable(n), g.dump(n), 60, give_up=failed.is_set)
-        pv.run(n, ["controller"])
-
-    failed = threading.Event()
-
-    def guarded(n: str) -> None:
         try:
-            bring_up(n)
+            pv.run(n, [*first, "chassis", *(["central"] if n == central else [])])
+            if n == central:
+                sb_started.set()  # the SB listens: the hosts may go on
+            else:
+                sb_started.wait()
+            what = f"SB tcp:{lab.central.ip}:6642 reachable over the underlay"
+            wait_for(n, what, lambda: g.sb_reachable(n), g.dump(n), 60, give_up=failed.is_set)
+            pv.run(n, ["controller"])
         except BaseException:
-            failed.set()  # the others stop waiting for it
+            failed.set()  # the others stop waiting; set before a failed central wakes the hosts below
             raise
+        finally:
+            if n == central:
+                sb_started.set()
 
     with step(f"OVS, underlay, br-int on every node; NB/SB + northd on {central}; then ovn-controller"):
-        pv.each(names, guarded)
+        pv.each(names, bring_up)
         b.after_install()
     with step(f"gate: {len(names)} chassis registered with their encap IP"):
         _parallel(
@@ -346,9 +336,7 @@ def _demo(
         """Output of runs on several nodes, node by node in order; then the first failure, if any."""
         futures.wait(runs.values())
         for f in runs.values():
-            for ln in f.result() if f.exception() is None else []:
-                console.print(ln, markup=False, highlight=False)
-                say.line(ln)
+            _emit(f.result() if f.exception() is None else [], say.line)
         for f in runs.values():
             f.result()
 
@@ -421,16 +409,13 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str
     def ping(dst: Port) -> tuple[bool, list[str]]:
         argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.1", "-W", "2", ips[dst.name]]
         r = b.run(src.node, argv, timeout=60)
-        head = [f"# {src.netns} -> {dst.netns} ({where(dst)})", f"{src.node} # {shlex.join(argv)}"]
-        return r.ok, head + (r.stdout + r.stderr).rstrip().splitlines()
+        return r.ok, [f"{src.node} # {shlex.join(argv)}", *(r.stdout + r.stderr).rstrip().splitlines()]
 
     with ThreadPoolExecutor(max_workers=len(dsts)) as pool:
         results = list(pool.map(ping, dsts))
     for dst, (ok, lines) in zip(dsts, results, strict=True):
-        for ln in lines:
-            console.print(ln, markup=False, highlight=False, style="dim" if ln.startswith("# ") else None)
-            if record:
-                record(ln)
+        _emit([f"# {src.netns} -> {dst.netns} ({where(dst)})"], record, style="dim")
+        _emit(lines, record)
         if not ok:
             raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where(dst)})")
 
@@ -440,11 +425,16 @@ def _show(b: Backend, node: str, argv: list[str], record: Callable[[str], None] 
     r = b.run(node, argv, timeout=60)
     if r.stdout or r.stderr:
         lines += (r.stdout + r.stderr).rstrip().splitlines()
+    _emit(lines, record)
+    return r.ok
+
+
+def _emit(lines: Sequence[str], record: Callable[[str], None] | None, style: str | None = None) -> None:
+    """Lines of commands and their output to the console as they are, and to the transcript."""
     for ln in lines:
-        console.print(ln, markup=False, highlight=False)
+        console.print(ln, markup=False, highlight=False, style=style)
         if record:
             record(ln)
-    return r.ok
 
 
 def status(config: str | Path) -> dict[str, Any]:
