@@ -96,14 +96,6 @@ class Gates:
         return collect
 
     # -- infrastructure -----------------------------------------------------------------------------------
-    def sb_reachable(self, node: str) -> tuple[bool, str]:
-        r = self.b.run(
-            node,
-            ["ovn-sbctl", f"--db=tcp:{self.lab.central.ip}:6642", "--timeout=5", "--no-leader-only", "show"],
-            timeout=15,
-        )
-        return r.ok, "SB answers" if r.ok else (r.stderr.strip() or f"exit {r.rc}")
-
     def encap(self, node: str) -> tuple[bool, str]:
         want = self.lab.node(node).ip
         rows = [r for r in self.fact(self.central, "sb_encaps") if r["chassis_name"] == node]

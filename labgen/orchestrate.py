@@ -14,7 +14,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from provision.core import Show
 from provision.facts import addr_of, geneve_remotes
@@ -27,6 +27,8 @@ from .model import Lab, Port
 from .plan import node_spec
 from .ui import console, progress, step
 
+T = TypeVar("T")
+
 
 class LabError(Exception):
     """A failure the user can act on: printed without a traceback."""
@@ -34,6 +36,14 @@ class LabError(Exception):
 
 class StageFailed(LabError):
     pass
+
+
+class ShowFailed(StageFailed):
+    """A show command failed; `lines` is what it printed, for the trainer to see before the error."""
+
+    def __init__(self, message: str, lines: list[str]):
+        super().__init__(message)
+        self.lines = lines
 
 
 # -- opening a lab ------------------------------------------------------------------------------------------
@@ -80,9 +90,16 @@ class Provisioner:
         )
 
     def run(
-        self, node: str, steps: Sequence[str], *, live: bool = False, on_line: Callable[[str], None] | None = None
+        self,
+        node: str,
+        steps: Sequence[str],
+        *,
+        live: bool = False,
+        on_line: Callable[[str], None] | None = None,
+        when: Callable[[], None] | None = None,
     ) -> list[str]:
-        """Run provisioner steps on one node; output goes to the node's log (and the console when live)."""
+        """Run provisioner steps on one node; output goes to the node's log (and the console when live).
+        `when`: start python3 on the node now, send it the plan once `when()` returns (see Backend.stream)."""
         lines: list[str] = []
         log = (self.b.log_dir / f"{node}.log").open("a")
 
@@ -97,7 +114,7 @@ class Provisioner:
 
         argv = [*self.b.provisioner(node), "--plan", "-", *steps]
         with log:
-            rc = self.b.stream(node, argv, line, input=json.dumps(self.spec(node)))
+            rc = self.b.stream(node, argv, line, input=lambda: json.dumps(self.spec(node)), when=when)
         if rc != 0:
             tail = "\n".join(lines[-12:])
             raise StageFailed(
@@ -106,9 +123,10 @@ class Provisioner:
             )
         return lines
 
-    def show(self, node: str, step: str, on_line: Callable[[str], None]) -> list[str]:
-        """A read-only step (show-logical, trace): its commands straight through the backend, at once, with
-        the output in order and as the provisioner prints it; a python3 process less, ~50 ms each."""
+    def show(self, node: str, step: str) -> list[str]:
+        """A read-only step (show-logical, trace): its commands straight through the backend, at once; a
+        python3 process less, ~50 ms each. Returns the lines as the provisioner prints them, for the caller
+        to show in the tutorial's order; raises, with those lines, if a command failed."""
         ops = [op for op in STEPS[step](self.spec(node), {}) if isinstance(op, Show)]
         with ThreadPoolExecutor(max_workers=max(1, len(ops))) as pool:
             results = list(pool.map(lambda op: self.b.run(node, op.argv, timeout=op.timeout), ops))
@@ -117,10 +135,9 @@ class Provisioner:
             lines += [f"{node} # {op.shell()}", *(r.stdout + r.stderr).rstrip("\n").splitlines()]
         with (self.b.log_dir / f"{node}.log").open("a") as log:
             log.writelines(ln + "\n" for ln in lines)
-        _emit(lines, on_line)
         bad = next((op for op, r in zip(ops, results, strict=True) if not r.ok), None)
         if bad:
-            raise StageFailed(f"{node}: {bad.shell()} failed; full log: {self.b.log_dir / f'{node}.log'}")
+            raise ShowFailed(f"{node}: {bad.shell()} failed; full log: {self.b.log_dir / f'{node}.log'}", lines)
         return lines
 
     def run_all(self, nodes: Sequence[str], steps: Sequence[str]) -> None:
@@ -187,42 +204,54 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     sb_started, failed = threading.Event(), threading.Event()
 
     def bring_up(n: str) -> None:
-        """Steps 1-3 on one node, each as soon as it can: everything but ovn-controller at once (central
-        also starts its databases), then ovn-controller everywhere once the SB answers (started earlier,
-        it would back off up to 8 s between reconnects; probing earlier costs ARP timeouts)."""
+        """Steps 1-3 on one node, each as soon as it can. Central starts its databases beside OVS (they
+        need only the packages); once both run, the hosts may go on. ovn-controller starts once the SB
+        answers (started earlier, it would back off up to 8 s between reconnects; probing before central
+        has its IP costs ARP timeouts), but the python3 that starts it starts at once, waiting for its plan."""
+        is_central = n == central
         try:
-            pv.run(n, [*first, "chassis", *(["central"] if n == central else [])])
-            if n == central:
-                sb_started.set()  # the SB listens: the hosts may go on
-            else:
-                sb_started.wait()
-            what = f"SB tcp:{lab.central.ip}:6642 reachable over the underlay"
-            wait_for(n, what, lambda: g.sb_reachable(n), g.dump(n), 60, give_up=failed.is_set)
-            pv.run(n, ["controller"])
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                if is_central and b.install:
+                    pv.run(n, ["install"])  # both runs below need the packages; apt must not run twice at once
+                runs = [pool.submit(pv.run, n, first if is_central else [*first, "chassis"])]
+                if is_central:
+                    runs.append(pool.submit(pv.run, n, ["central"]))
+
+                def ready() -> None:
+                    futures.wait(runs)
+                    if any(f.exception() for f in runs):
+                        raise GaveUp(f"{n}: an earlier step failed")
+                    sb_started.wait()
+                    if failed.is_set():
+                        raise GaveUp(f"{n}: stopped waiting for the SB")
+
+                rest = pool.submit(pv.run, n, ["chassis", "controller"] if is_central else ["controller"], when=ready)
+                for f in runs:
+                    f.result()
+                if is_central:
+                    sb_started.set()  # the SB listens on the underlay: the hosts may go on
+                try:
+                    rest.result()  # its last step's first op waits, bounded, until the SB answers
+                except StageFailed as e:
+                    raise StageFailed(f"{e}\nwhat the lab shows now:\n{g.dump(n)()}") from None
         except BaseException:
             failed.set()  # the others stop waiting; set before a failed central wakes the hosts below
             raise
         finally:
-            if n == central:
+            if is_central:
                 sb_started.set()
 
     with step(f"OVS, underlay, br-int on every node; NB/SB + northd on {central}; then ovn-controller"):
         pv.each(names, bring_up)
         b.after_install()
-    with step(f"gate: {len(names)} chassis registered with their encap IP"):
-        _parallel(
-            names,
-            lambda n: wait_for(
-                n, f"SB Encap geneve {lab.node(n).ip} for chassis {n}", lambda: g.encap(n), g.dump(n), 90
-            ),
-        )
-    with step(f"gate: {len(names) - 1} geneve tunnels on every node"):
-        _parallel(
-            names,
-            lambda n: wait_for(
-                n, f"{len(names) - 1} geneve ports with the other nodes' IPs", lambda: g.tunnels(n), g.dump(n), 90
-            ),
-        )
+
+    def registered(n: str) -> None:
+        wait_for(n, f"SB Encap geneve {lab.node(n).ip} for chassis {n}", lambda: g.encap(n), g.dump(n), 90)
+        what = f"{len(names) - 1} geneve ports with the other nodes' IPs"
+        wait_for(n, what, lambda: g.tunnels(n), g.dump(n), 90)
+
+    with step(f"gate: every chassis registered with its encap IP, {len(names) - 1} geneve tunnels on every node"):
+        _parallel(names, registered)
     console.print(f"[green]lab {lab.name} is up[/] in {time.monotonic() - t0:.1f} s ({b.name}); next: invoke demo")
     return lab
 
@@ -310,8 +339,13 @@ def demo(
     say = Narrator(lab, b.name, step=step, transcript=Path(transcript) if transcript else None)
     t0 = time.monotonic()
     hosts = [n for n in lab.node_names if lab.ports_on(n)]
-    with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
-        ips = _demo(lab, b, Provisioner(lab, b, verbose=verbose), say, pool, hosts)
+    stop = threading.Event()  # a failure: the gates still running in the pool stop waiting
+    with ThreadPoolExecutor(max_workers=2 * len(hosts) + 3) as pool:  # 2 runs per host, 3 show/gate jobs
+        try:
+            ips = _demo(lab, b, Provisioner(lab, b, verbose=verbose), say, pool, hosts, stop)
+        except BaseException:
+            stop.set()
+            raise
     say.save()
     console.print(
         f"\n[green]demo done[/] in {time.monotonic() - t0:.1f} s: "
@@ -321,7 +355,13 @@ def demo(
 
 
 def _demo(
-    lab: Lab, b: Backend, pv: Provisioner, say: Narrator, pool: ThreadPoolExecutor, hosts: list[str]
+    lab: Lab,
+    b: Backend,
+    pv: Provisioner,
+    say: Narrator,
+    pool: ThreadPoolExecutor,
+    hosts: list[str],
+    stop: threading.Event,
 ) -> dict[str, str]:
     g = Gates(lab, b)
     central = lab.central.name
@@ -329,8 +369,8 @@ def _demo(
     def run(node: str, steps: list[str]) -> list[str]:
         return pv.run(node, steps, live=True, on_line=say.line)
 
-    def on_hosts(steps: list[str]) -> dict[str, Future[list[str]]]:
-        return {n: pool.submit(pv.run, n, steps) for n in hosts}
+    def on_hosts(steps: list[str], when: Callable[[], None] | None = None) -> dict[str, Future[list[str]]]:
+        return {n: pool.submit(pv.run, n, steps, when=when) for n in hosts}
 
     def show(runs: dict[str, Future[list[str]]]) -> None:
         """Output of runs on several nodes, node by node in order; then the first failure, if any."""
@@ -340,8 +380,24 @@ def _demo(
         for f in runs.values():
             f.result()
 
-    # binding needs no NB object (ovn-controller claims a port once its LSP appears): unless the trainer
-    # steps through, bind on the hosts while central works; the output still comes in the tutorial's order
+    def early(fn: Callable[[], T]) -> Callable[[], T]:
+        """Start `fn` now, unless the trainer steps through; its result when asked for, so the output
+        still comes in the tutorial's order."""
+        if say.step:
+            return fn
+        return pool.submit(fn).result
+
+    def emit(get: Callable[[], list[str]]) -> list[str]:
+        try:
+            lines = get()
+        except ShowFailed as e:
+            _emit(e.lines, say.line)
+            raise
+        _emit(lines, say.line)
+        return lines
+
+    # binding needs no NB object (ovn-controller claims a port once its LSP appears): bind on the hosts
+    # while central works
     binds = on_hosts(["bind"]) if not say.step and all(p.mac for p in lab.ports) else None
 
     say.section("logical")
@@ -356,10 +412,34 @@ def _demo(
     wait_for(central, "dynamic_addresses of every port", allocated, g.dump(central), 30)
     pv.macs = {p: mac for p, (mac, _) in found.items()}
     ips = {p: ip for p, (_, ip) in found.items()}
-    pv.show(central, "show-logical", say.line)
+    if binds is None and not say.step:
+        binds = on_hosts(["bind"])  # dynamic MACs are known now
+    shown = early(lambda: pv.show(central, "show-logical"))
+    traced = early(lambda: pv.show(central, "trace"))
+
+    synced = threading.Event()
+
+    def bound() -> list[str]:
+        wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60, stop.is_set)
+        # a port may be claimed before its DHCP options exist (bound early): dhclient must not run before
+        # every chassis has the DHCP flows, or its DISCOVER is lost and it retries 4-8 s later
+        what = "every chassis applied the NB (ovn-nbctl --wait=hv sync)"
+        wait_for(central, what, g.hv_synced, g.dump(central), 60, stop.is_set)
+        synced.set()
+        return _collect(b, central, ["ovn-sbctl", "show"])
+
+    def after_sync() -> None:
+        while not synced.wait(0.05):
+            if stop.is_set():
+                raise GaveUp("the demo stopped")
+
+    ready = early(bound)
+    # the hosts' python3 for step 8 starts now and gets its plan once every chassis is in sync
+    dhcps = None if say.step else on_hosts(["dhcp"], when=after_sync)
+    emit(shown)
 
     say.section("trace")
-    text = "\n".join(pv.show(central, "trace", say.line))
+    text = "\n".join(emit(traced))
     for t in pv.spec(central)["trace"]:
         want = f"put_dhcp_opts(offerip = {ips[t['port']]}"
         if want not in text:
@@ -367,14 +447,10 @@ def _demo(
 
     say.section("bind")
     show(binds or on_hosts(["bind"]))
-    wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60)
-    # the ports may have been claimed before their DHCP options existed (bound early): dhclient must not run
-    # before every chassis has the DHCP flows, or its DISCOVER is lost and it retries 4-8 s later
-    wait_for(central, "every chassis applied the NB (ovn-nbctl --wait=hv sync)", g.hv_synced, g.dump(central), 60)
-    _show(b, central, ["ovn-sbctl", "show"], say.line)
+    emit(ready)
 
     say.section("dhcp")
-    show(on_hosts(["dhcp"]))
+    show(dhcps or on_hosts(["dhcp"]))
     _parallel(
         hosts,
         lambda n: wait_for(n, "leases equal to dynamic_addresses", functools.partial(g.leases, n, ips), g.dump(n), 30),
@@ -407,7 +483,8 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str
         return "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
 
     def ping(dst: Port) -> tuple[bool, list[str]]:
-        argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.1", "-W", "2", ips[dst.name]]
+        # two packets 10 ms apart: one reply proves the path (ping exits 0), the second shows it holds
+        argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.01", "-W", "2", ips[dst.name]]
         r = b.run(src.node, argv, timeout=60)
         return r.ok, [f"{src.node} # {shlex.join(argv)}", *(r.stdout + r.stderr).rstrip().splitlines()]
 
@@ -420,13 +497,13 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str
             raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where(dst)})")
 
 
-def _show(b: Backend, node: str, argv: list[str], record: Callable[[str], None] | None = None) -> bool:
-    lines = [f"{node} # {shlex.join(argv)}"]
+def _collect(b: Backend, node: str, argv: list[str]) -> list[str]:
+    """A read-only command's echo line and output; raises, with those lines, if it failed."""
     r = b.run(node, argv, timeout=60)
-    if r.stdout or r.stderr:
-        lines += (r.stdout + r.stderr).rstrip().splitlines()
-    _emit(lines, record)
-    return r.ok
+    lines = [f"{node} # {shlex.join(argv)}", *(r.stdout + r.stderr).rstrip().splitlines()]
+    if not r.ok:
+        raise ShowFailed(f"{node}: {shlex.join(argv)} exited {r.rc}", lines)
+    return lines
 
 
 def _emit(lines: Sequence[str], record: Callable[[str], None] | None, style: str | None = None) -> None:

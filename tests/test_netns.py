@@ -126,6 +126,42 @@ def test_two_labs_side_by_side(tmp_path: Path) -> None:
         cli_b("teardown", check=False)
 
 
+def test_same_name_from_another_directory_is_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    cli_a, cli_b = Cli(_lab(a, "t-same")), Cli(_lab(b, "t-same"))
+    try:
+        cli_a("up", "--backend", "netns")
+        r = cli_b("up", "--backend", "netns", check=False)
+        assert r.returncode == 1, r.stdout
+        assert "a lab named t-same already runs on this host" in r.stdout and str(b / "lab.toml") in r.stdout
+        assert not (b / ".lab" / "t-same").exists()  # refused before creating anything
+        check_infrastructure(cli_a, IPS)  # the running lab is untouched
+    finally:
+        cli_b("teardown", check=False)  # should b have come up after all: same names, both go
+        cli_a("teardown")
+
+
+def test_central_failure_stops_up_at_once(tmp_path: Path) -> None:
+    """A central step that fails must not leave the hosts waiting out their SB timeout (120 s)."""
+    cli = Cli(_lab(tmp_path, "t-fail"))
+    nb = tmp_path / ".lab" / "t-fail" / "nodes" / "ovn-central-01" / "lib-ovn" / "ovnnb_db.db"
+    nb.parent.mkdir(parents=True)
+    nb.write_text("not an OVSDB file\n")  # ovsdb-server cannot start on it
+    try:
+        t0 = time.monotonic()
+        r = cli("up", "--backend", "netns", check=False)
+        took = time.monotonic() - t0
+        assert r.returncode == 1, r.stdout
+        assert "ovn-central-01: provisioning step central failed" in r.stdout, r.stdout
+        assert took < 30, f"up took {took:.1f} s to report the failure"
+    finally:
+        cli("teardown")
+    assert not [n for n in _netns() if n.startswith("t-fail-")]
+    assert "t-fail" not in Path("/proc/self/mountinfo").read_text()
+
+
 def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
     cli = Cli(_lab(tmp_path, "t-intr"))
     try:
@@ -136,7 +172,10 @@ def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        time.sleep(0.6)
+        assert p.stdout is not None
+        for line in p.stdout:  # interrupt while the nodes are being provisioned
+            if "create 3 nodes" in line:
+                break
         p.send_signal(signal.SIGINT)
         out = p.communicate(timeout=60)[0]
         assert p.returncode == 130 and "interrupted" in out, out

@@ -99,10 +99,13 @@ class Backend(ABC):
         argv: Sequence[str],
         on_line: Callable[[str], None],
         *,
-        input: str | None = None,
+        input: str | Callable[[], str] | None = None,
+        when: Callable[[], None] | None = None,
         timeout: float = 1800,
     ) -> int:
-        """Run with stdout+stderr merged, handing each line over as it comes."""
+        """Run with stdout+stderr merged, handing each line over as it comes. With `when`, the command
+        starts at once but gets its input only after `when()` returns: the node's python3 (or an ssh
+        login) starts while the lab is still getting ready for it. If `when` raises, the command is killed."""
         full = self.node_argv(node, argv)
         with subprocess.Popen(
             full,
@@ -114,7 +117,14 @@ class Backend(ABC):
         ) as p:
             if input is not None:
                 assert p.stdin is not None
-                p.stdin.write(input)
+                try:
+                    if when:
+                        when()
+                    data = input() if callable(input) else input
+                except BaseException:
+                    p.kill()
+                    raise
+                p.stdin.write(data)
                 p.stdin.close()
             assert p.stdout is not None
             for line in p.stdout:

@@ -101,11 +101,24 @@ class NetnsBackend(Backend):
                 "python3", lambda: None if os.path.exists(PYTHON) else f"{PYTHON} missing", "apt-get install python3"
             ),
             Probe(
+                "lab name",
+                self._name_taken,
+                f"run `invoke teardown` where that lab's lab.toml is, or give this lab another [lab] name in "
+                f"{self.lab.source}",
+            ),
+            Probe(
                 "mount points",
                 lambda: ", ".join(p for p in PRIVATE if not os.path.isdir(p)) or None,
                 "install the packages above: they create these directories",
             ),
         ]
+
+    def _name_taken(self) -> str | None:
+        """Another lab of the same name (another directory's lab.toml) owns the namespaces; ours would
+        silently share its nodes. Our own, half-made lab (an interrupted `up`) has its namespace dir mounted."""
+        if self.underlay_ns in self._netns_list() and not _is_mount(self.nsdir):
+            return f"a lab named {self.lab.name} already runs on this host, but not from {self.state}"
+        return None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def create(self, log: Callable[[str], None]) -> None:
@@ -216,7 +229,7 @@ class NetnsBackend(Backend):
 
     def provisioner(self, node: str) -> list[str]:
         # the node's mount namespace still sees the repository: run the provisioner from it
-        return ["env", f"PYTHONPATH={REPO}", PYTHON, "-m", "provision"]
+        return ["env", f"PYTHONPATH={REPO}", PYTHON, "-S", "-m", "provision"]  # -S: stdlib only, ~3 ms less
 
     def has_leftovers(self) -> bool:
         mine = {self.underlay_ns, *(self.netns(n) for n in self._known_nodes())}

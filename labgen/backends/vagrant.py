@@ -381,7 +381,7 @@ class VagrantBackend(Backend):
             raise RuntimeError(f"{node}: copying the provisioner failed: {r.stderr.decode().strip()}")
 
     def provisioner(self, node: str) -> list[str]:
-        return ["env", f"PYTHONPATH={REMOTE_DIR}", "python3", "-m", "provision"]
+        return ["env", f"PYTHONPATH={REMOTE_DIR}", "python3", "-S", "-m", "provision"]  # -S: stdlib only
 
     def status(self) -> dict[str, str]:
         if not (self.state / "Vagrantfile").exists():
