@@ -168,11 +168,11 @@ def hint(config: str) -> None:
 def solve(config: str) -> None:
     """Repair with the provisioner: the chassis settings, the NB objects, the bindings and the leases."""
     lab, b = open_up_lab(config)
-    pv = Provisioner(lab, b)
-    pv.run_all(lab.node_names, ["chassis", "controller"])
-    pv.run(lab.central.name, ["logical"])
-    for n in lab.node_names:
-        if lab.ports_on(n):
-            pv.run(n, ["bind", "dhcp"])
+    with Provisioner(lab, b) as pv:
+        pv.run_all(lab.node_names, ["chassis", "controller"])
+        pv.run(lab.central.name, ["logical"])
+        for n in lab.node_names:
+            if lab.ports_on(n):
+                pv.run(n, ["bind", "dhcp"])
     (lab.state_dir / "exercise.json").unlink(missing_ok=True)
     console.print("repaired; `invoke check` shows the state")

@@ -53,7 +53,7 @@ def wait_for(
 
     retrying = Retrying(
         stop=stop_after_delay(timeout),
-        wait=wait_exponential(multiplier=0.05, max=0.5),
+        wait=wait_exponential(multiplier=0.02, max=0.5),  # 20, 40, 80 ms ...: most conditions hold soon
         retry=retry_if_result(lambda ok: not ok),
     )
     try:

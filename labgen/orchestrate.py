@@ -20,7 +20,7 @@ from provision.core import Show
 from provision.facts import addr_of, geneve_remotes
 from provision.steps import STEPS
 
-from .backends.base import Backend, get_backend
+from .backends.base import Backend, Session, get_backend
 from .gates import Gates, GaveUp, wait_for
 from .load import load_lab
 from .model import Lab, Port
@@ -76,9 +76,34 @@ def remember(lab: Lab, backend: Backend) -> None:
 
 # -- running the provisioner ------------------------------------------------------------------------------
 class Provisioner:
+    """Runs provisioner steps on the nodes, through one session per node and concurrent run (see
+    Session). Use it as a context manager: the sessions end with it."""
+
     def __init__(self, lab: Lab, backend: Backend, *, verbose: bool = False):
         self.lab, self.b, self.verbose = lab, backend, verbose
         self.macs: dict[str, str] = {}
+        self._idle: dict[str, list[Session]] = {}
+        self._all: list[Session] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Provisioner:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        for s in self._all:
+            s.end(kill=kind is not None)  # a failed or interrupted task leaves no step half-run behind
+        for s in self._all:  # they exit side by side
+            s.wait()
+
+    def _session(self, node: str) -> Session:
+        with self._lock:
+            idle = self._idle.setdefault(node, [])
+            if idle:
+                return idle.pop()
+        s = self.b.session(node)
+        with self._lock:
+            self._all.append(s)
+        return s
 
     def spec(self, node: str) -> dict[str, Any]:
         if not self.macs and any(p.mac is None for p in self.lab.ports_on(node)):
@@ -90,16 +115,9 @@ class Provisioner:
         )
 
     def run(
-        self,
-        node: str,
-        steps: Sequence[str],
-        *,
-        live: bool = False,
-        on_line: Callable[[str], None] | None = None,
-        when: Callable[[], None] | None = None,
+        self, node: str, steps: Sequence[str], *, live: bool = False, on_line: Callable[[str], None] | None = None
     ) -> list[str]:
-        """Run provisioner steps on one node; output goes to the node's log (and the console when live).
-        `when`: start python3 on the node now, send it the plan once `when()` returns (see Backend.stream)."""
+        """Run provisioner steps on one node; output goes to the node's log (and the console when live)."""
         lines: list[str] = []
         log = (self.b.log_dir / f"{node}.log").open("a")
 
@@ -112,9 +130,12 @@ class Provisioner:
             if on_line:
                 on_line(text)
 
-        argv = [*self.b.provisioner(node), "--plan", "-", *steps]
+        s = self._session(node)
         with log:
-            rc = self.b.stream(node, argv, line, input=lambda: json.dumps(self.spec(node)), when=when)
+            rc = s.run(json.dumps({"steps": list(steps), "plan": self.spec(node)}), line)
+        if s.alive:
+            with self._lock:
+                self._idle[node].append(s)
         if rc != 0:
             tail = "\n".join(lines[-12:])
             raise StageFailed(
@@ -192,7 +213,13 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     with step("preflight"):
         preflight(b)
     remember(lab, b)  # before creating anything: teardown must find whatever a failed up leaves
-    pv = Provisioner(lab, b, verbose=verbose)
+    with Provisioner(lab, b, verbose=verbose) as pv:
+        _up(lab, b, pv)
+    console.print(f"[green]lab {lab.name} is up[/] in {time.monotonic() - t0:.1f} s ({b.name}); next: invoke demo")
+    return lab
+
+
+def _up(lab: Lab, b: Backend, pv: Provisioner) -> None:
     g = Gates(lab, b)
     names = lab.node_names
     with step(f"create {len(names)} nodes"):
@@ -207,38 +234,32 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
         """Steps 1-3 on one node, each as soon as it can. Central starts its databases beside OVS (they
         need only the packages); once both run, the hosts may go on. ovn-controller starts once the SB
         answers (started earlier, it would back off up to 8 s between reconnects; probing before central
-        has its IP costs ARP timeouts), but the python3 that starts it starts at once, waiting for its plan."""
-        is_central = n == central
+        has its IP costs ARP timeouts)."""
         try:
-            with ThreadPoolExecutor(max_workers=3) as pool:
-                if is_central and b.install:
+            if n == central:
+                if b.install:
                     pv.run(n, ["install"])  # both runs below need the packages; apt must not run twice at once
-                runs = [pool.submit(pv.run, n, first if is_central else [*first, "chassis"])]
-                if is_central:
-                    runs.append(pool.submit(pv.run, n, ["central"]))
-
-                def ready() -> None:
-                    futures.wait(runs)
-                    if any(f.exception() for f in runs):
-                        raise GaveUp(f"{n}: an earlier step failed")
-                    sb_started.wait()
-                    if failed.is_set():
-                        raise GaveUp(f"{n}: stopped waiting for the SB")
-
-                rest = pool.submit(pv.run, n, ["chassis", "controller"] if is_central else ["controller"], when=ready)
+                with ThreadPoolExecutor(max_workers=2) as pool:
+                    runs = [pool.submit(pv.run, n, first), pool.submit(pv.run, n, ["central"])]
                 for f in runs:
                     f.result()
-                if is_central:
-                    sb_started.set()  # the SB listens on the underlay: the hosts may go on
-                try:
-                    rest.result()  # its last step's first op waits, bounded, until the SB answers
-                except StageFailed as e:
-                    raise StageFailed(f"{e}\nwhat the lab shows now:\n{g.dump(n)()}") from None
+                sb_started.set()  # the SB listens on the underlay: the hosts may go on
+                rest = ["chassis", "controller"]
+            else:
+                pv.run(n, [*first, "chassis"])
+                sb_started.wait()
+                if failed.is_set():
+                    raise GaveUp(f"{n}: stopped waiting for the SB")
+                rest = ["controller"]
+            try:
+                pv.run(n, rest)  # the controller step's first op waits, bounded, until the SB answers
+            except StageFailed as e:
+                raise StageFailed(f"{e}\nwhat the lab shows now:\n{g.dump(n)()}") from None
         except BaseException:
             failed.set()  # the others stop waiting; set before a failed central wakes the hosts below
             raise
         finally:
-            if is_central:
+            if n == central:
                 sb_started.set()
 
     with step(f"OVS, underlay, br-int on every node; NB/SB + northd on {central}; then ovn-controller"):
@@ -252,8 +273,6 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
 
     with step(f"gate: every chassis registered with its encap IP, {len(names) - 1} geneve tunnels on every node"):
         _parallel(names, registered)
-    console.print(f"[green]lab {lab.name} is up[/] in {time.monotonic() - t0:.1f} s ({b.name}); next: invoke demo")
-    return lab
 
 
 SECTIONS = {
@@ -340,9 +359,10 @@ def demo(
     t0 = time.monotonic()
     hosts = [n for n in lab.node_names if lab.ports_on(n)]
     stop = threading.Event()  # a failure: the gates still running in the pool stop waiting
-    with ThreadPoolExecutor(max_workers=2 * len(hosts) + 3) as pool:  # 2 runs per host, 3 show/gate jobs
+    # the pool ends before the provisioner's sessions: the hosts' runs and 3 show/gate jobs
+    with Provisioner(lab, b, verbose=verbose) as pv, ThreadPoolExecutor(max_workers=len(hosts) + 3) as pool:
         try:
-            ips = _demo(lab, b, Provisioner(lab, b, verbose=verbose), say, pool, hosts, stop)
+            ips = _demo(lab, b, pv, say, pool, hosts, stop)
         except BaseException:
             stop.set()
             raise
@@ -369,8 +389,8 @@ def _demo(
     def run(node: str, steps: list[str]) -> list[str]:
         return pv.run(node, steps, live=True, on_line=say.line)
 
-    def on_hosts(steps: list[str], when: Callable[[], None] | None = None) -> dict[str, Future[list[str]]]:
-        return {n: pool.submit(pv.run, n, steps, when=when) for n in hosts}
+    def on_hosts(steps: list[str]) -> dict[str, Future[list[str]]]:
+        return {n: pool.submit(pv.run, n, steps) for n in hosts}
 
     def show(runs: dict[str, Future[list[str]]]) -> None:
         """Output of runs on several nodes, node by node in order; then the first failure, if any."""
@@ -396,8 +416,8 @@ def _demo(
         _emit(lines, say.line)
         return lines
 
-    # binding needs no NB object (ovn-controller claims a port once its LSP appears): bind on the hosts
-    # while central works
+    # binding needs no NB object (ovn-controller claims a port once its LSP appears): unless the trainer
+    # steps through, bind on the hosts while central works; the output still comes in the tutorial's order
     binds = on_hosts(["bind"]) if not say.step and all(p.mac for p in lab.ports) else None
 
     say.section("logical")
@@ -417,25 +437,15 @@ def _demo(
     shown = early(lambda: pv.show(central, "show-logical"))
     traced = early(lambda: pv.show(central, "trace"))
 
-    synced = threading.Event()
-
     def bound() -> list[str]:
         wait_for(central, "every port up=true on its chassis", g.ports_up, g.dump(central), 60, stop.is_set)
         # a port may be claimed before its DHCP options exist (bound early): dhclient must not run before
         # every chassis has the DHCP flows, or its DISCOVER is lost and it retries 4-8 s later
         what = "every chassis applied the NB (ovn-nbctl --wait=hv sync)"
         wait_for(central, what, g.hv_synced, g.dump(central), 60, stop.is_set)
-        synced.set()
         return _collect(b, central, ["ovn-sbctl", "show"])
 
-    def after_sync() -> None:
-        while not synced.wait(0.05):
-            if stop.is_set():
-                raise GaveUp("the demo stopped")
-
     ready = early(bound)
-    # the hosts' python3 for step 8 starts now and gets its plan once every chassis is in sync
-    dhcps = None if say.step else on_hosts(["dhcp"], when=after_sync)
     emit(shown)
 
     say.section("trace")
@@ -450,7 +460,7 @@ def _demo(
     emit(ready)
 
     say.section("dhcp")
-    show(dhcps or on_hosts(["dhcp"]))
+    show(on_hosts(["dhcp"]))
     _parallel(
         hosts,
         lambda n: wait_for(n, "leases equal to dynamic_addresses", functools.partial(g.leases, n, ips), g.dump(n), 30),
@@ -464,11 +474,11 @@ def _demo(
 def demo_reset(config: str | Path) -> None:
     """Remove what the demo made (ports, namespaces, dhclients, NB objects); keep the infrastructure."""
     lab, b = open_up_lab(config)
-    pv = Provisioner(lab, b)
-    for n in lab.node_names:
-        if lab.ports_on(n):
-            pv.run(n, ["unbind"], live=True)
-    pv.run(lab.central.name, ["unlogical"], live=True)
+    with Provisioner(lab, b) as pv:
+        for n in lab.node_names:
+            if lab.ports_on(n):
+                pv.run(n, ["unbind"], live=True)
+        pv.run(lab.central.name, ["unlogical"], live=True)
     console.print("[green]demo objects removed[/]; the nodes, OVN and tunnels from `invoke up` are intact")
 
 

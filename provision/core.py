@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Union
 
+END = "\x1eprovision-exit "  # in a session (python3 -m provision --session), ends each batch's output
+
 
 class Cmd(NamedTuple):
     """A command that changes state. `capture` stores its stripped stdout in a variable that later

@@ -4,11 +4,14 @@ raises KeyError; every step has a fresh case and an already-done case that must 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from labgen.backends.base import Session
 from labgen.load import load_lab
 from labgen.plan import node_spec
 from provision.core import Cmd, Noop, Show, Wait
@@ -376,3 +379,23 @@ def test_ops_are_argv_not_shell() -> None:
     for op in STEPS["bind"](spec("ovn-host-02"), {"netns": [], "interfaces": {}, "ns_addrs:vm3": []}):
         if isinstance(op, (Cmd, Show)):
             assert isinstance(op.argv, tuple) and all(isinstance(a, str) for a in op.argv)
+
+
+def test_session_answers_batch_after_batch() -> None:
+    """labgen's session protocol against the real `python3 -m provision --session` (no command runs: the
+    batches name unknown steps, and the last is a dry run of nothing)."""
+    s = Session([sys.executable, "-S", "-m", "provision", "--session"])
+    lines: list[str] = []
+    request = json.dumps({"steps": ["no-such-step"], "plan": spec("ovn-host-01")})
+    assert s.run(request, lines.append) == 2
+    assert any("unknown steps ['no-such-step']" in ln for ln in lines)
+    assert s.run(json.dumps({"steps": [], "plan": spec("ovn-host-01")}), lines.append) == 0  # still serving
+    s.end()
+    s.wait()
+    assert s.p.returncode == 0
+    dead = Session([sys.executable, "-c", "print('crashed'); raise SystemExit(3)"])
+    out: list[str] = []
+    assert dead.run("{}", out.append) == 3 and out == ["crashed"]  # ended mid-batch: its exit code
+    dead.end()
+    dead.wait()
+    assert subprocess.run([sys.executable, "-m", "provision", "--session"], input="", text=True).returncode == 0

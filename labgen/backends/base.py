@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from provision.core import END
 
 from ..model import Lab
 
@@ -24,6 +27,49 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.rc == 0
+
+
+class Session:
+    """A provisioner process on a node that runs batch after batch of steps: one python3 start (and, for
+    VMs, one ssh login) per node and task instead of one per batch."""
+
+    def __init__(self, argv: list[str]):
+        self.p = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def run(self, request: str, on_line: Callable[[str], None]) -> int:
+        """Send one batch (a JSON line); hand over its output lines; return its exit code."""
+        assert self.p.stdin is not None and self.p.stdout is not None
+        try:
+            self.p.stdin.write(request + "\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            pass  # the process ended; its last words are still in stdout
+        for line in self.p.stdout:
+            if line.startswith(END):
+                return int(line[len(END) :])
+            on_line(line.rstrip("\n"))
+        return self.p.wait() or 1  # ended without finishing the batch
+
+    def end(self, *, kill: bool = False) -> None:
+        """End of input: the process exits after its batch. `kill`: now (an interrupted task)."""
+        if kill and self.alive:
+            self.p.kill()
+        with contextlib.suppress(BrokenPipeError):
+            self.p.stdin.close()  # type: ignore[union-attr]
+
+    def wait(self) -> None:
+        try:
+            self.p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        self.p.stdout.close()  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -93,43 +139,9 @@ class Backend(ABC):
             return Result(tuple(argv), 124, out, f"timed out after {timeout:.0f} s")
         return Result(tuple(argv), r.returncode, r.stdout, r.stderr)
 
-    def stream(
-        self,
-        node: str,
-        argv: Sequence[str],
-        on_line: Callable[[str], None],
-        *,
-        input: str | Callable[[], str] | None = None,
-        when: Callable[[], None] | None = None,
-        timeout: float = 1800,
-    ) -> int:
-        """Run with stdout+stderr merged, handing each line over as it comes. With `when`, the command
-        starts at once but gets its input only after `when()` returns: the node's python3 (or an ssh
-        login) starts while the lab is still getting ready for it. If `when` raises, the command is killed."""
-        full = self.node_argv(node, argv)
-        with subprocess.Popen(
-            full,
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        ) as p:
-            if input is not None:
-                assert p.stdin is not None
-                try:
-                    if when:
-                        when()
-                    data = input() if callable(input) else input
-                except BaseException:
-                    p.kill()
-                    raise
-                p.stdin.write(data)
-                p.stdin.close()
-            assert p.stdout is not None
-            for line in p.stdout:
-                on_line(line.rstrip("\n"))
-            return p.wait(timeout=timeout)
+    def session(self, node: str) -> Session:
+        """`python3 -m provision --session` on the node, for step batches (see Session)."""
+        return Session(self.node_argv(node, [*self.provisioner(node), "--session"]))
 
     @property
     def log_dir(self) -> Path:
