@@ -5,6 +5,7 @@ memory the lab's daemons use.  Usage (root): python3 bench/netns.py [--runs N]""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -26,9 +27,17 @@ def pss_kib(state: Path) -> int:
     return total
 
 
+def busy() -> float:
+    """CPU seconds all processes used so far, on every core (from /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
 def ours(config: Path) -> dict[str, float]:
+    cpu = busy()
     t_up, _ = invoke("up", "--backend", "netns", config=config)
     t_demo, out = invoke("demo", config=config)
+    cpu = busy() - cpu
     m = re.search(r"demo done in ([\d.]+) s", out)
     mem = pss_kib(config.parent / ".lab" / config.parent.name)
     t_down, _ = invoke("teardown", config=config)
@@ -39,6 +48,7 @@ def ours(config: Path) -> dict[str, float]:
         "teardown": t_down,
         "pss_mib": mem / 1024,
         "demo_inner": float(m[1]) if m else 0.0,
+        "cpu": cpu,
     }
 
 
@@ -52,7 +62,13 @@ def probe() -> dict[str, float]:
     _, out = timed(["bash", str(SHARED / "probes/netns/lab.sh")])
     leases = float(re.search(r"TIME nothing->3 leases: ([\d.]+)s", out)[1])  # type: ignore[index]
     down = float(re.search(r"TIME teardown: ([\d.]+)s", out)[1])  # type: ignore[index]
-    return {"leases": leases, "teardown": down}
+    # its CPU for the same span: lab.sh's own scripts up to the leases (lab.sh also checks and measures)
+    d = SHARED / "probes/netns"
+    cpu = busy()
+    timed(["bash", "-c", f"{d}/up.sh && {d}/nb.sh && {d}/vms.sh"])
+    cpu = busy() - cpu
+    timed(["bash", str(d / "down.sh")])
+    return {"leases": leases, "teardown": down, "cpu": cpu}
 
 
 def main() -> None:
@@ -76,6 +92,9 @@ def main() -> None:
     print(f"  invoke demo                 {summary([r['demo'] for r in res['ours']])}")
     print(f"  up + demo                   {summary([r['leases'] for r in res['ours']])}")
     print(f"  of which invoke's start-up  {summary([2 * r['invoke'] for r in res['startup']])} (2 x invoke --version)")
+    print("CPU used meanwhile, all processes on both cores (up.sh + nb.sh + vms.sh for the probe):")
+    print(f"  shell probe                 {summary([r['cpu'] for r in res['probe']])}")
+    print(f"  up + demo                   {summary([r['cpu'] for r in res['ours']])}")
     print("teardown:")
     print(f"  shell probe down.sh         {summary([r['teardown'] for r in res['probe']])}")
     print(f"  invoke teardown             {summary([r['teardown'] for r in res['ours']])}")
