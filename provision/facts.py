@@ -77,6 +77,17 @@ def tool_paths(_: str) -> dict[str, bool]:
     return {t: shutil.which(t) is not None for t in ("ovs-vsctl", "ovn-controller", "ovn-northd", "dhclient", "ping")}
 
 
+NB_TABLES = ("nb_switches", "nb_ports", "nb_dhcp")
+
+
+def _nb_argv() -> tuple[str, ...]:
+    """One `ovn-nbctl --format=json` call, one JSON document per line, for the tables of NB_TABLES."""
+    argv: list[str] = ["ovn-nbctl", "--format=json"]
+    for name in NB_TABLES:
+        argv += [*FACTS[name].argv("")[2:], "--"]  # type: ignore[misc]
+    return tuple(argv[:-1])
+
+
 def _list(db: str, table: str, columns: str) -> Fact:
     return Fact(lambda _: (db, "--format=json", f"--columns={columns}", "list", table), ovsdb_json)
 
@@ -129,6 +140,8 @@ FACTS: dict[str, Fact] = {
     "nb_switches": _list("ovn-nbctl", "logical_switch", "_uuid,name,other_config,ports"),
     "nb_ports": _list("ovn-nbctl", "logical_switch_port", "_uuid,name,addresses,dynamic_addresses,dhcpv4_options,up"),
     "nb_dhcp": _list("ovn-nbctl", "dhcp_options", "_uuid,cidr,options"),
+    # the three above in one ovn-nbctl call (the logical step reads all three before it changes anything)
+    "nb": Fact(lambda _: _nb_argv(), lambda out: dict(zip(NB_TABLES, map(ovsdb_json, out.splitlines()), strict=True))),
     "sb_chassis": _list("ovn-sbctl", "chassis", "_uuid,name,hostname,encaps"),
     "sb_encaps": _list("ovn-sbctl", "encap", "chassis_name,ip,type"),
     "sb_bindings": _list("ovn-sbctl", "port_binding", "logical_port,chassis,mac,up"),

@@ -230,9 +230,10 @@ def integration_bridge(spec: Spec, facts: Facts) -> Iterator[Op]:
 
 def logical(spec: Spec, facts: Facts) -> Iterator[Op]:
     """Steps 4 and 5 on central: switches with DHCP options, logical ports."""
-    switches = {s["name"]: s for s in facts["nb_switches"]}
-    dhcp_rows = facts["nb_dhcp"]
-    ports = {p["name"]: p for p in facts["nb_ports"]}
+    nb = facts["nb"]
+    switches = {s["name"]: s for s in nb["nb_switches"]}
+    dhcp_rows = nb["nb_dhcp"]
+    ports = {p["name"]: p for p in nb["nb_ports"]}
     single = len(spec["switches"]) == 1
     for sw in spec["switches"]:
         name = sw["name"]

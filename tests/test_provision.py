@@ -214,7 +214,7 @@ def test_underlay_vm_configures_the_nic_found_by_mac() -> None:
 
 def test_logical_fresh() -> None:
     s = spec("ovn-central-01")
-    got = changes(plan("logical", s, {"nb_switches": [], "nb_dhcp": [], "nb_ports": []}))
+    got = changes(plan("logical", s, {"nb": {"nb_switches": [], "nb_dhcp": [], "nb_ports": []}}))
     assert got[:5] == [
         "ovn-nbctl --may-exist ls-add net0",
         "ovn-nbctl set logical_switch net0 other_config:subnet=10.0.0.0/24 "
@@ -285,15 +285,15 @@ NB_DHCP = json.dumps(
 
 
 def test_logical_done() -> None:
-    facts = {"nb_switches": ovsdb_json(NB_SWITCHES), "nb_dhcp": ovsdb_json(NB_DHCP), "nb_ports": ovsdb_json(NB_PORTS)}
-    assert changes(plan("logical", spec("ovn-central-01"), facts)) == []
+    nb = {"nb_switches": ovsdb_json(NB_SWITCHES), "nb_dhcp": ovsdb_json(NB_DHCP), "nb_ports": ovsdb_json(NB_PORTS)}
+    assert changes(plan("logical", spec("ovn-central-01"), {"nb": nb})) == []
 
 
 def test_logical_fixes_a_port_without_dhcp_options() -> None:
     ports = ovsdb_json(NB_PORTS)
     ports[1]["dhcpv4_options"] = []
-    facts = {"nb_switches": ovsdb_json(NB_SWITCHES), "nb_dhcp": ovsdb_json(NB_DHCP), "nb_ports": ports}
-    assert changes(plan("logical", spec("ovn-central-01"), facts)) == ["ovn-nbctl lsp-set-dhcpv4-options port2 d1"]
+    nb = {"nb_switches": ovsdb_json(NB_SWITCHES), "nb_dhcp": ovsdb_json(NB_DHCP), "nb_ports": ports}
+    assert changes(plan("logical", spec("ovn-central-01"), {"nb": nb})) == ["ovn-nbctl lsp-set-dhcpv4-options port2 d1"]
 
 
 def test_trace_uses_the_port_mac() -> None:
