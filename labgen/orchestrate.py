@@ -362,8 +362,8 @@ def demo(
     t0 = time.monotonic()
     hosts = [n for n in lab.node_names if lab.ports_on(n)]
     stop = threading.Event()  # a failure: the gates still running in the pool stop waiting
-    # the pool ends before the provisioner's sessions: the hosts' runs and 3 show/gate jobs
-    with Provisioner(lab, b, verbose=verbose) as pv, ThreadPoolExecutor(max_workers=len(hosts) + 3) as pool:
+    # the pool ends before the provisioner's sessions: central's run, the hosts' runs, 3 show/gate jobs
+    with Provisioner(lab, b, verbose=verbose) as pv, ThreadPoolExecutor(max_workers=len(hosts) + 4) as pool:
         try:
             ips = _demo(lab, b, pv, say, pool, hosts, stop)
         except BaseException:
@@ -419,12 +419,17 @@ def _demo(
         _emit(lines, say.line)
         return lines
 
-    # binding needs no NB object (ovn-controller claims a port once its LSP appears): unless the trainer
-    # steps through, bind on the hosts while central works; the output still comes in the tutorial's order
-    binds = on_hosts(["bind"]) if not say.step and all(p.mac for p in lab.ports) else None
-
     say.section("logical")
-    run(central, ["logical"])
+    # binding needs no NB object (ovn-controller claims a port once its LSP appears): unless the trainer
+    # steps through, bind on the hosts while central works; the output still comes in the tutorial's order.
+    # Central's python3 starts first: it is on the critical path, the binds are not.
+    if not say.step and all(p.mac for p in lab.ports):
+        logical = pool.submit(run, central, ["logical"])
+        binds: dict[str, Future[list[str]]] | None = on_hosts(["bind"])
+        logical.result()
+    else:
+        binds = None
+        run(central, ["logical"])
     found: dict[str, tuple[str, str]] = {}
 
     def allocated() -> tuple[bool, str]:
