@@ -20,7 +20,7 @@ from provision.core import Show
 from provision.facts import addr_of, geneve_remotes
 from provision.steps import STEPS
 
-from .backends.base import Backend, Session, get_backend
+from .backends.base import Backend, Result, Session, get_backend
 from .gates import Gates, GaveUp, wait_for
 from .load import load_lab
 from .model import Lab, Port
@@ -156,7 +156,7 @@ class Provisioner:
             results = list(pool.map(lambda op: self.b.run(node, op.argv, timeout=op.timeout), ops))
         lines: list[str] = []
         for op, r in zip(ops, results, strict=True):
-            lines += [f"{node} # {op.shell()}", *(r.stdout + r.stderr).rstrip("\n").splitlines()]
+            lines += _echo(node, op.shell(), r)
         with (self.b.log_dir / f"{node}.log").open("a") as log:
             log.writelines(ln + "\n" for ln in lines)
         bad = next((op for op, r in zip(ops, results, strict=True) if not r.ok), None)
@@ -504,7 +504,7 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str
         # two packets 10 ms apart: one reply proves the path (ping exits 0), the second shows it holds
         argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.01", "-W", "2", ips[dst.name]]
         r = b.run(src.node, argv, timeout=60)
-        return r.ok, [f"{src.node} # {shlex.join(argv)}", *(r.stdout + r.stderr).rstrip().splitlines()]
+        return r.ok, _echo(src.node, shlex.join(argv), r)
 
     with ThreadPoolExecutor(max_workers=len(dsts)) as pool:
         results = list(pool.map(ping, dsts))
@@ -518,10 +518,15 @@ def ping_matrix(lab: Lab, b: Backend, ips: dict[str, str], record: Callable[[str
 def _collect(b: Backend, node: str, argv: list[str]) -> list[str]:
     """A read-only command's echo line and output; raises, with those lines, if it failed."""
     r = b.run(node, argv, timeout=60)
-    lines = [f"{node} # {shlex.join(argv)}", *(r.stdout + r.stderr).rstrip().splitlines()]
+    lines = _echo(node, shlex.join(argv), r)
     if not r.ok:
         raise ShowFailed(f"{node}: {shlex.join(argv)} exited {r.rc}", lines)
     return lines
+
+
+def _echo(node: str, command: str, r: Result) -> list[str]:
+    """A command as the tutorial shows it (`node # command`), then its output."""
+    return [f"{node} # {command}", *(r.stdout + r.stderr).rstrip().splitlines()]
 
 
 def _emit(lines: Sequence[str], record: Callable[[str], None] | None, style: str | None = None) -> None:
