@@ -408,11 +408,12 @@ def unbind(spec: Spec, facts: Facts) -> Iterator[Op]:
 
 def unlogical(spec: Spec, facts: Facts) -> Iterator[Op]:
     """Undo steps 4-5 on central (demo --reset)."""
-    names = {s["name"] for s in facts["nb_switches"]}
+    nb = facts["nb"]
+    names = {s["name"] for s in nb["nb_switches"]}
     for sw in spec["switches"]:
         if sw["name"] in names:
             yield cmd("ovn-nbctl", "--if-exists", "ls-del", sw["name"])
-        for row in facts["nb_dhcp"]:
+        for row in nb["nb_dhcp"]:
             if row["cidr"] == sw["subnet"]:
                 yield cmd("ovn-nbctl", "dhcp-options-del", row["_uuid"])
 
