@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .backends.libvirt import drop_box_volumes
+from .errors import BackendFailed
 from .ui import console, step
 
 PACKAGES = [
@@ -136,7 +138,7 @@ def vagrant_pubkey() -> Path:
         "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub"
     )
     if not found:
-        raise RuntimeError("vagrant's insecure public key not found: is vagrant installed? (invoke setup)")
+        raise BackendFailed("vagrant's insecure public key not found: is vagrant installed?", "invoke setup")
     return Path(sorted(found)[-1])
 
 
@@ -147,7 +149,7 @@ def _run(argv: list[str], log: Path, **kw: object) -> None:
         r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
     if r.returncode:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"{' '.join(argv[:3])} ... failed (exit {r.returncode}); last lines of {log}:\n{tail}")
+        raise BackendFailed(f"{' '.join(argv[:3])} ... failed (exit {r.returncode})", f"see {log}", tail)
 
 
 def build_box(name: str, *, force: bool = False, mirror: str | None = None) -> Path:
@@ -307,6 +309,11 @@ def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
 def _box_add(name: str, out: Path, log: Path) -> None:
     _run(["vagrant", "box", "add", "--force", "--name", name, str(out)], log)
     # vagrant-libvirt uploads a box into the pool once and never refreshes it: drop the old copy
-    from .backends.vagrant import drop_box_volumes
-
     drop_box_volumes(name)
+
+
+def build_lab_box(config: str | Path, name: str | None = None, *, force: bool = False) -> Path:
+    """`invoke box`: the box lab.toml names (vagrant.box), or `name`."""
+    from .load import load_lab
+
+    return build_box(name or load_lab(config).vagrant.box, force=force)

@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BACKENDS = ("vagrant", "netns")
+DHCP_REQUIRED = ("lease_time", "router", "server_id", "server_mac")  # OVN answers no DHCP without them
 
 
 @dataclass(frozen=True)
@@ -110,10 +110,20 @@ class Lab:
     def ports_on(self, node: str) -> tuple[Port, ...]:
         return tuple(p for p in self.ports if p.node == node)
 
+    def scoped(self, what: str) -> str:
+        """The host-wide name of one of the lab's objects (namespace, libvirt network, domain, volume)."""
+        return f"{self.name}-{what}"
+
     @property
     def state_dir(self) -> Path:
         """One directory per lab, beside its lab.toml: rendered files, ssh_config, logs, run dirs."""
         return Path(self.source).resolve().parent / ".lab" / self.name
+
+
+def lab_of(scoped: str, what: str) -> str | None:
+    """The lab a host-wide object name belongs to (the inverse of Lab.scoped), or None."""
+    suffix = f"-{what}"
+    return scoped[: -len(suffix)] if scoped.endswith(suffix) and len(scoped) > len(suffix) else None
 
 
 def underlay_mac(lab_name: str, index: int) -> str:

@@ -47,6 +47,6 @@ def render_vagrantfile(lab: Lab, accel: Accel, kernel: Kernel | None, *, fast_gu
         kernel=kernel,
         fast_guest=fast_guest,
         state_dir=str(lab.state_dir),
-        mgmt_network=f"{lab.name}-mgmt",
-        underlay_network=f"{lab.name}-underlay",
+        mgmt_network=lab.scoped("mgmt"),
+        underlay_network=lab.scoped("underlay"),
     )

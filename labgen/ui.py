@@ -6,10 +6,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+if TYPE_CHECKING:
+    from .lab import LabStatus
+
 console = Console(highlight=False, soft_wrap=True)  # never wrap a command a trainee may copy
+errors = Console(stderr=True, highlight=False, soft_wrap=True)  # what went wrong, and the fix
 
 
 _current: list[Callable[[str], None]] = []
@@ -54,29 +59,29 @@ def step(title: str) -> Iterator[None]:
     console.print(f"[green]✓[/] {title} [dim]({time.monotonic() - t0:.1f} s)[/]")
 
 
-def print_status(st: dict) -> None:  # type: ignore[type-arg]
+def print_status(st: LabStatus) -> None:
     from rich.table import Table
 
-    console.print(f"lab [bold]{st['lab']}[/], backend {st['backend'] or '(not up)'}")
+    console.print(f"lab [bold]{st.lab}[/], backend {st.backend or '(not up)'}")
     t = Table("node", "underlay IP", "state", "chassis encap", "geneve tunnels to")
-    for name, n in st["nodes"].items():
-        ch = st["chassis"].get(name)
+    for name, n in st.nodes.items():
+        ch = st.chassis.get(name)
         t.add_row(
-            name + (" (central)" if n["central"] else ""),
-            n["ip"],
-            n["state"],
+            name + (" (central)" if n.central else ""),
+            n.ip,
+            n.state,
             f"{ch['encap']} {ch['ip']}" if ch else "-",
-            ", ".join(n.get("tunnels") or []) or "-",
+            ", ".join(n.tunnels or []) or "-",
         )
     console.print(t)
-    if st["leases"] or st["bindings"]:
+    if st.leases or st.bindings:
         t = Table("port", "bound on", "up", "netns", "IPv4")
-        for port, lease in st["leases"].items():
-            b = st["bindings"].get(port, {})
+        for port, lease in st.leases.items():
+            bound = st.bindings.get(port)
             t.add_row(
                 port,
-                b.get("chassis") or "-",
-                str(b.get("up", "-")),
+                (bound["chassis"] if bound else None) or "-",
+                str(bound["up"]) if bound else "-",
                 f"{lease['node']}:{lease['netns']}",
                 ", ".join(lease["ipv4"]) or "-",
             )

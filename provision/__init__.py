@@ -1,1 +1,2 @@
-"""Runs inside a lab node as root: the tutorial's steps as idempotent plans (standard library only)."""
+"""Runs inside a lab node as root: the tutorial's steps, idempotent, driven by the node's plan (standard
+library only)."""

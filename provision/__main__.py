@@ -2,7 +2,7 @@
 python3 -m provision facts NAME[:ARG] ...     (print facts as JSON, for debugging)
 python3 -m provision --session                (step batches from labgen, see session())
 
-The plan is the node's JSON spec (default: standard input)."""
+The plan is the node's JSON dict, as labgen.plan builds it (default: standard input)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ import json
 import sys
 from typing import Any
 
-from .core import END, Facts, Runner, StepFailed, load_spec
+from .core import END, Facts, Plan, Runner, StepFailed, load_plan
 from .facts import FACTS
 from .steps import STEPS
 
 
-def run_steps(spec: dict, steps: list, dry_run: bool = False, err: Any = None) -> int:
-    runner = Runner(spec["node"], Facts(FACTS), dry_run=dry_run)
+def run_steps(plan: Plan, steps: list[str], dry_run: bool = False, err: Any = None) -> int:
+    runner = Runner(plan["node"], Facts(FACTS), dry_run=dry_run)
     for name in steps:
         try:
-            runner.run_step(name, STEPS[name], spec)
+            runner.run_step(name, STEPS[name], plan)
         except StepFailed as e:
-            print(f"{spec['node']}: step {name} failed: {e}", file=err or sys.stderr, flush=True)
+            print(f"{plan['node']}: step {name} failed: {e}", file=err or sys.stderr, flush=True)
             return 1
     return 0
 
@@ -49,16 +49,16 @@ def main(argv: list) -> int:
         json.dump({k: facts[k] for k in argv[1:]}, sys.stdout, indent=1, sort_keys=True, default=str)
         print()
         return 0
-    plan, dry_run, steps = "-", False, []
+    plan_path, dry_run, steps = "-", False, []
     args = iter(argv)
     for a in args:
         if a in ("-h", "--help"):
             print(f"{__doc__}\nsteps: {', '.join(STEPS)}")
             return 0
         if a == "--plan":
-            plan = next(args, "-")
+            plan_path = next(args, "-")
         elif a.startswith("--plan="):
-            plan = a.split("=", 1)[1]
+            plan_path = a.split("=", 1)[1]
         elif a == "--dry-run":
             dry_run = True
         elif a in STEPS:
@@ -69,7 +69,7 @@ def main(argv: list) -> int:
     if not steps:
         print(__doc__, file=sys.stderr)
         return 2
-    return run_steps(load_spec(plan), steps, dry_run)
+    return run_steps(load_plan(plan_path), steps, dry_run)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@ Standard library only: this runs on the node's own python3 (Debian 12: 3.11, Ubu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Union
@@ -54,7 +56,31 @@ class Wait(NamedTuple):
     timeout: float = 60
 
 
-Op = Union[Cmd, Show, Noop, Wait]  # noqa: UP007 (a runtime alias; the guest may be Python 3.10)
+class Write(NamedTuple):
+    """A file's whole content, written by the runner itself: no plan value (a node name, a NIC name, an
+    address) ever reaches a shell. Echoed as the tutorial would type it, a quoted heredoc."""
+
+    path: str
+    text: str
+    mode: int = 0o644
+
+    def shell(self) -> str:
+        # a delimiter no line of the text equals; a heredoc always ends in a newline, so one is shown
+        end = "EOF"
+        while end in self.text.splitlines():
+            end += "_"
+        body = self.text if self.text.endswith("\n") or not self.text else self.text + "\n"
+        return f"cat > {shlex.quote(self.path)} <<'{end}'\n{body}{end}"
+
+
+Op = Union[Cmd, Show, Noop, Wait, Write]  # noqa: UP007 (a runtime alias; the guest may be Python 3.10)
+Plan = dict[str, Any]  # the node's plan: the JSON dict labgen.plan builds for it, the host-to-node contract
+FactMap = Mapping[str, Any]  # what a step reads facts from: Facts on a node, a strict mapping in tests
+
+
+def prompt(node: str, command: str) -> str:
+    """The tutorial's one echo format for a command on a node (the host's transcripts use it too)."""
+    return f"{node} # {command}"
 
 
 def _quote(arg: str) -> str:
@@ -98,7 +124,7 @@ def run_argv(argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedP
 
 
 class Facts(Mapping[str, Any]):
-    """Lazily gathered, cached facts. Keys are 'name' or 'name:arg'. Tests pass a plain dict instead."""
+    """Lazily gathered, cached facts. Keys are 'name' or 'name:arg'. Tests pass a strict mapping instead."""
 
     def __init__(self, registry: Mapping[str, Fact]):
         self.registry = registry
@@ -134,7 +160,7 @@ class Facts(Mapping[str, Any]):
         return len(self.cache)
 
 
-Step = Callable[[dict[str, Any], Mapping[str, Any]], Iterator[Op]]
+Step = Callable[[Plan, FactMap], Iterator[Op]]
 
 
 class Runner:
@@ -152,21 +178,28 @@ class Runner:
     def expand(self, argv: Sequence[str]) -> list[str]:
         return [self.vars.get(a[1:], a) if a.startswith("$") else a for a in argv]
 
-    def run_step(self, name: str, step: Step, spec: dict[str, Any]) -> None:
+    def run_step(self, name: str, step: Step, plan: Plan) -> None:
         # ops are generated lazily, so facts read after a command see its effect
-        for op in step(spec, self.facts):
+        for op in step(plan, self.facts):
             self.do(op)
         self.facts.forget()
 
     def do(self, op: Op) -> None:
         if isinstance(op, Noop):
-            self.say(f"{self.node} # : ok, {op.what}")
+            self.say(prompt(self.node, f": ok, {op.what}"))
             return
         if isinstance(op, Wait):
             self.wait(op)
             return
-        self.say(f"{self.node} # {op.shell()}")
+        self.say(prompt(self.node, op.shell()))
         if self.dry_run:
+            return
+        if isinstance(op, Write):
+            try:
+                write_file(op.path, op.text, op.mode)
+            except OSError as e:
+                raise StepFailed(f"cannot write {op.path}: {e}") from e
+            self.facts.forget()  # as after a Cmd: later facts (file:, exists:) must see the new file
             return
         r = run_argv(self.expand(op.argv), op.timeout)
         text = r.stdout + r.stderr
@@ -185,7 +218,7 @@ class Runner:
         while True:
             r = run_argv(op.argv, timeout=max(5.0, op.timeout))
             if r.returncode == 0:
-                self.say(f"{self.node} # : ok, {op.what} (after {time.monotonic() - t0:.1f} s)")
+                self.say(prompt(self.node, f": ok, {op.what} (after {time.monotonic() - t0:.1f} s)"))
                 return
             if time.monotonic() - t0 > op.timeout:
                 raise StepFailed(
@@ -196,23 +229,52 @@ class Runner:
             delay = min(delay * 2, 1.0)
 
 
-def load_spec(path: str) -> dict[str, Any]:
+def write_file(path: str, text: str, mode: int = 0o644) -> None:
+    """Atomically: a temporary file in the same directory (same filesystem), then os.replace, so a reader
+    (ovs-ctl at boot, networkd, ifup) never sees a half-written file."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fchmod(f.fileno(), mode)  # mkstemp creates 0600
+            os.fsync(f.fileno())  # the files must survive a reboot, which is why they are written at all
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_plan(path: str) -> Plan:
     if path == "-":
         return dict(json.load(sys.stdin))
     with open(path) as f:
         return dict(json.load(f))
 
 
+def running(pid: int) -> bool:
+    """The process runs and is not a zombie. PID 1 on these machines reaps orphans late, so a zombie counts
+    as exited (kill -0 would call it alive). pid <= 0 is never a process: -1 or 0 from a corrupt pidfile
+    would make kill() mean every process or the process group."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            state = next((line.split()[1] for line in f if line.startswith("State:")), "Z")
+    except OSError:
+        return False
+    return state not in ("Z", "X")  # X: dead, being torn down
+
+
 def pid_alive(pidfile: str) -> bool:
-    """A pid in a pidfile that runs and is not a zombie (PID 1 may reap late)."""
+    """The pid in a pidfile is running (see running())."""
     try:
         with open(pidfile) as f:
             pid = int(f.read().strip())
-        with open(f"/proc/{pid}/status") as f:
-            state = next((line.split()[1] for line in f if line.startswith("State:")), "Z")
-        return state != "Z"
     except (OSError, ValueError):
         return False
+    return running(pid)
 
 
 def exists(path: str) -> bool:

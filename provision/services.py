@@ -6,17 +6,17 @@ Both leave the daemons where the tutorial's commands find them by default: /run/
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
-from .core import Noop, Op, Wait, cmd
+from .core import FactMap, Noop, Op, Plan, Wait, cmd
+from .facts import DAEMON_PIDFILES
 
 DIRS = ("/run/openvswitch", "/run/ovn", "/var/log/openvswitch", "/var/log/ovn", "/etc/openvswitch", "/var/lib/ovn")
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 LOG = ("-vconsole:off", "--log-file")  # -vconsole:off first, or the daemons print "opened log file"
 
 
-def unit(facts: Mapping[str, Any], name: str) -> Iterator[Op]:
+def unit(facts: FactMap, name: str) -> Iterator[Op]:
     st = facts[f"unit:{name}"]
     if st["enabled"] and st["active"]:
         yield Noop(f"{name} is enabled and running")
@@ -24,26 +24,26 @@ def unit(facts: Mapping[str, Any], name: str) -> Iterator[Op]:
         yield cmd("systemctl", "enable", "--now", name, timeout=300)
 
 
-def daemon(facts: Mapping[str, Any], name: str, *argv: str, log: str = "--log-file") -> Iterator[Op]:
+def daemon(facts: FactMap, name: str, *argv: str, log: str = "--log-file") -> Iterator[Op]:
     if facts[f"pid_alive:{name}"]:
         yield Noop(f"{name} is running")
     else:
         yield cmd(*argv, "-vconsole:off", log, "--detach")
 
 
-def db_file(facts: Mapping[str, Any], path: str, schema: str) -> Iterator[Op]:
+def db_file(facts: FactMap, path: str, schema: str) -> Iterator[Op]:
     if not facts[f"exists:{path}"]:
         yield cmd("ovsdb-tool", "create", path, schema)
 
 
-def dirs(facts: Mapping[str, Any]) -> Iterator[Op]:
+def dirs(facts: FactMap) -> Iterator[Op]:
     missing = [d for d in DIRS if not facts[f"exists:{d}"]]
     if missing:
         yield cmd("mkdir", "-p", *missing)
 
 
-def start_ovs(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
-    if spec["services"] == "systemd":
+def start_ovs(plan: Plan, facts: FactMap) -> Iterator[Op]:
+    if plan["services"] == "systemd":
         yield from unit(facts, "openvswitch-switch")
         return
     yield from dirs(facts)
@@ -64,8 +64,8 @@ def start_ovs(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
     yield from daemon(facts, "ovs-vswitchd", "ovs-vswitchd", "--pidfile")
 
 
-def start_central(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
-    if spec["services"] == "systemd":
+def start_central(plan: Plan, facts: FactMap) -> Iterator[Op]:
+    if plan["services"] == "systemd":
         yield from unit(facts, "ovn-central")
     else:
         yield from dirs(facts)
@@ -92,10 +92,17 @@ def start_central(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op
     yield Wait("the SB database answers", ("ovn-sbctl", "--timeout=5", "show"), 60)
 
 
-def start_controller(spec: dict[str, Any], facts: Mapping[str, Any]) -> Iterator[Op]:
-    if spec["services"] == "systemd":
+def start_controller(plan: Plan, facts: FactMap) -> Iterator[Op]:
+    if plan["services"] == "systemd":
         yield from unit(facts, "ovn-host")
     else:
         # where the VMs' ovn-ctl puts it (the default would be /var/log/openvswitch/)
         log = "--log-file=/var/log/ovn/ovn-controller.log"
         yield from daemon(facts, "ovn-controller", "ovn-controller", "--pidfile", log=log)
+
+
+def stop_argv(services: str, daemon: str) -> list[str]:
+    """The command that stops one of the lab's daemons the way it was started (a break-fix exercise)."""
+    if services == "systemd":
+        return ["systemctl", "stop", {"ovn-controller": "ovn-host", "ovn-northd": "ovn-central"}.get(daemon, daemon)]
+    return ["pkill", "--pidfile", DAEMON_PIDFILES[daemon]]  # SIGTERM: it exits and removes its pidfile

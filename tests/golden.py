@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from labgen.load import LabInvalid, load_lab
+from labgen.errors import LabInvalid
+from labgen.load import load_lab
 from labgen.render import Accel, Kernel, render_vagrantfile
 
 HERE = Path(__file__).resolve().parent

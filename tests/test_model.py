@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labgen.load import LabInvalid, load_lab, validate
+from labgen.errors import LabInvalid
+from labgen.load import load_lab, validate
 from tests.golden import HERE, error_log, model_json
 
 pytestmark = pytest.mark.model
@@ -83,7 +84,7 @@ def test_cli_prints_errors_without_traceback(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "Traceback" not in r.stdout + r.stderr
-    assert f"{bad}: nodes.ovn-host-02.ip: 192.168.1.62 is also the address of nodes.ovn-host-01" in r.stdout
+    assert f"{bad}: nodes.ovn-host-02.ip: 192.168.1.62 is also the address of nodes.ovn-host-01" in r.stderr
     assert not (tmp_path / ".lab").exists()  # nothing started
 
 

@@ -134,8 +134,8 @@ def test_same_name_from_another_directory_is_refused(tmp_path: Path) -> None:
     try:
         cli_a("up", "--backend", "netns")
         r = cli_b("up", "--backend", "netns", check=False)
-        assert r.returncode == 1, r.stdout
-        assert "a lab named t-same already runs on this host" in r.stdout and str(b / "lab.toml") in r.stdout
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "a lab named t-same already runs on this host" in r.stderr and str(b / "lab.toml") in r.stderr
         assert not (b / ".lab" / "t-same").exists()  # refused before creating anything
         check_infrastructure(cli_a, IPS)  # the running lab is untouched
     finally:
@@ -153,8 +153,8 @@ def test_central_failure_stops_up_at_once(tmp_path: Path) -> None:
         t0 = time.monotonic()
         r = cli("up", "--backend", "netns", check=False)
         took = time.monotonic() - t0
-        assert r.returncode == 1, r.stdout
-        assert "ovn-central-01: provisioning step central failed" in r.stdout, r.stdout
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "ovn-central-01: provisioning step central failed" in r.stderr, r.stderr
         assert took < 30, f"up took {took:.1f} s to report the failure"
     finally:
         cli("teardown")
@@ -178,7 +178,7 @@ def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
                 break
         p.send_signal(signal.SIGINT)
         out = p.communicate(timeout=60)[0]
-        assert p.returncode == 130 and "interrupted" in out, out
+        assert p.returncode == 130 and "interrupted" in out, out  # stderr is merged into out
         assert "lab t-intr is up" in cli("up").stdout
         check_infrastructure(cli, IPS)
     finally:

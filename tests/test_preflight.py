@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labgen.backends.vagrant import choose_accel, find_overlaps
+from labgen.backends.libvirt import choose_accel, find_overlaps
 
 pytestmark = pytest.mark.model
 MINE = {"underlay.subnet": "192.168.1.0/24", "vagrant.management_subnet": "192.168.121.0/24"}

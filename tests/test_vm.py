@@ -66,8 +66,8 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     other.mkdir()
     (other / "lab.toml").write_text(cli.config.read_text().replace('name = "t-vm"', 'name = "t-vm2"'))
     clash = Cli(other / "lab.toml")("up", "--backend", "vagrant", check=False)
-    assert clash.returncode == 1, clash.stdout
-    assert "overlaps the libvirt network t-vm-underlay (192.168.1.0/24)" in clash.stdout, clash.stdout
+    assert clash.returncode == 1, clash.stdout + clash.stderr
+    assert "overlaps the libvirt network t-vm-underlay (192.168.1.0/24)" in clash.stderr, clash.stderr
     assert not _libvirt_objects("t-vm2-")
     demo = cli("demo", timeout=600)
     check_demo(cli, demo.stdout)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labgen.exercises import EXERCISES
+from labgen.workshop.exercises import EXERCISES
 from tests.e2e import ROOT, Cli, check_demo
 
 pytestmark = [

@@ -10,19 +10,22 @@ its own: the root namespace has no address or route in the lab's subnets.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..model import Lab, Node
-from .base import Backend, Probe
+from provision.core import running
+from provision.facts import netns_names
+
+from ..errors import BackendFailed
+from ..model import Lab, Node, lab_of
+from .base import Backend, Log, Probe
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
 PRIVATE = {
@@ -41,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(list(argv), capture_output=True, text=True)
     if check and r.returncode:
-        raise RuntimeError(f"{' '.join(argv)} failed: {r.stderr.strip()}")
+        raise BackendFailed(f"{' '.join(argv)} failed: {r.stderr.strip()}")
     return r
 
 
@@ -58,15 +61,6 @@ def _ns_inode(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    """Running and not a zombie: PID 1 here reaps orphans late, and kill -0 would call a zombie alive."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next((ln.split()[1] for ln in f if ln.startswith("State:")), "Z") != "Z"
-    except OSError:
-        return False
-
-
 class NetnsBackend(Backend):
     name = "netns"
     datapath = "netdev"  # no openvswitch kernel module here: the userspace datapath
@@ -75,14 +69,14 @@ class NetnsBackend(Backend):
 
     def __init__(self, lab: Lab):
         super().__init__(lab)
-        self.nsdir = self.state / "ns"
-        self.underlay_ns = f"{lab.name}-underlay"
+        self.nsdir = self.state.ns
+        self.underlay_ns = lab.scoped("underlay")
 
     def netns(self, node: str) -> str:
-        return f"{self.lab.name}-{node}"
+        return self.lab.scoped(node)
 
     def node_dir(self, node: str) -> Path:
-        return self.state / "nodes" / node
+        return self.state.nodes / node
 
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
@@ -117,13 +111,12 @@ class NetnsBackend(Backend):
         """Another lab of the same name (another directory's lab.toml) owns the namespaces; ours would
         silently share its nodes. Our own, half-made lab (an interrupted `up`) has its namespace dir mounted."""
         if self.underlay_ns in self._netns_list() and not _is_mount(self.nsdir):
-            return f"a lab named {self.lab.name} already runs on this host, but not from {self.state}"
+            return f"a lab named {self.lab.name} already runs on this host, but not from {self.state.dir}"
         return None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def create(self, log: Callable[[str], None]) -> None:
-        self.state.mkdir(parents=True, exist_ok=True)
-        self.nsdir.mkdir(exist_ok=True)
+    def create(self, log: Log) -> None:
+        self.state.make("ns")
         if not _is_mount(self.nsdir):
             # namespace files can only be bind-mounted onto a mount with private propagation
             _sh("mount", "--bind", str(self.nsdir), str(self.nsdir))
@@ -157,7 +150,7 @@ class NetnsBackend(Backend):
             for f in [pool.submit(one, i, node) for i, node in enumerate(self.lab.nodes)]:
                 f.result()
 
-    def _container(self, node: str, log: Callable[[str], None]) -> None:
+    def _container(self, node: str, log: Log) -> None:
         mnt, uts = self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"
         if _is_mount(mnt) and _is_mount(uts):
             return
@@ -198,12 +191,12 @@ class NetnsBackend(Backend):
         the lab's own. nsenter needs root, so this works for root (`sudo ssh ...`), like the lab itself."""
         sshd = shutil.which("sshd") or "/usr/sbin/sshd"
         if not os.path.exists(sshd):
-            raise RuntimeError(
-                "the netns nodes need the sshd binary for ssh: apt-get install openssh-server (its daemon need "
-                "not run: systemctl disable --now ssh); or use `invoke ssh NODE`"
+            raise BackendFailed(
+                "the netns nodes need the sshd binary for ssh",
+                "apt-get install openssh-server (its daemon need not run: systemctl disable --now ssh); "
+                "or use `invoke ssh NODE`",
             )
-        d = self.state / "ssh"
-        d.mkdir(mode=0o700, exist_ok=True)
+        d = self.state.ssh_dir
         for key in ("host_ed25519", "id_ed25519"):
             if not (d / key).exists():
                 _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {self.lab.name}", "-f", str(d / key))
@@ -232,7 +225,7 @@ class NetnsBackend(Backend):
         return ["env", f"PYTHONPATH={REPO}", PYTHON, "-S", "-m", "provision"]  # -S: stdlib only, ~3 ms less
 
     def has_leftovers(self) -> bool:
-        mine = {self.underlay_ns, *(self.netns(n) for n in self._known_nodes())}
+        mine = {self.underlay_ns, *(self.netns(n) for n in self.state.known_nodes())}
         return self.state.exists() or bool(mine & set(self._netns_list()))
 
     def status(self) -> dict[str, str]:
@@ -243,14 +236,19 @@ class NetnsBackend(Backend):
                 out[n.name] = "not created"
             else:
                 pidfile = self.node_dir(n.name) / "run/openvswitch/ovs-vswitchd.pid"
-                running = pidfile.exists() and _alive(int(pidfile.read_text().strip() or 0))
-                out[n.name] = "running" if running else "created (OVS stopped)"
+                up = pidfile.exists() and running(int(pidfile.read_text().strip() or 0))
+                out[n.name] = "running" if up else "created (OVS stopped)"
         return out
 
-    def destroy(self, log: Callable[[str], None]) -> None:
+    def labs_on_host(self) -> dict[str, str]:
+        labs = (lab_of(ns, "underlay") for ns in self._netns_list())
+        return {lab: "namespaces" for lab in sorted(filter(None, labs))}
+
+    def destroy(self, log: Log) -> None:
         # Stop daemons by pidfile first (clean exits), then every process left in a node's UTS or network
         # namespace: that catches what a trainee started by hand (a `dhclient --no-pid`), and only that.
-        for node in self._known_nodes():
+        nodes = self.state.known_nodes()
+        for node in nodes:
             pids = []
             for pf in sorted((self.node_dir(node) / "run").rglob("*.pid")):
                 try:
@@ -270,27 +268,17 @@ class NetnsBackend(Backend):
                 if _is_mount(f):
                     _sh("umount", str(f))
         for ns in self._netns_list():
-            if ns == self.underlay_ns or ns in {self.netns(n) for n in self._known_nodes()}:
+            if ns == self.underlay_ns or ns in {self.netns(n) for n in nodes}:
                 log(f"ip netns del {ns}")
                 _sh("ip", "netns", "del", ns, check=False)
         if _is_mount(self.nsdir):
             _sh("umount", str(self.nsdir))
-        if self.state.exists():
-            shutil.rmtree(self.state)
+        self.state.remove()
 
     # -- helpers ------------------------------------------------------------------------------------------
-    def _known_nodes(self) -> list[str]:
-        """Nodes from the lab and from the snapshot of the lab that was brought up (lab.toml may have changed)."""
-        names = [n.name for n in self.lab.nodes]
-        snap = self.state / "lab.json"
-        if snap.exists():
-            names += [n["name"] for n in json.loads(snap.read_text()).get("nodes", []) if n["name"] not in names]
-        return names
-
     @staticmethod
     def _netns_list() -> list[str]:
-        out = _sh("ip", "-j", "netns", "list", check=False).stdout
-        return [n["name"] for n in json.loads(out)] if out.strip() else []
+        return netns_names(_sh("ip", "-j", "netns", "list", check=False).stdout)
 
     @staticmethod
     def _pids_in(inodes: set[int]) -> list[int]:
@@ -316,9 +304,9 @@ class NetnsBackend(Backend):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(running(p) for p in pids):
             time.sleep(0.05)
         for pid in pids:
-            if _alive(pid):
+            if running(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from .backends.base import Backend
-from .check import Finding, run_checks
-from .model import Lab
-from .orchestrate import LabError, Provisioner, open_up_lab
-from .ui import console
+from provision.services import stop_argv
+
+from ..backends.base import Backend
+from ..errors import LabError, StageFailed, UnknownName
+from ..lab import open_up_lab
+from ..model import Lab, Port
+from ..provisioner import Provisioner
+from ..ui import console
+from .check import run_checks
 
 
 @dataclass(frozen=True)
@@ -23,15 +27,12 @@ class Exercise:
     inject: Callable[[Lab, Backend], list[tuple[str, list[str]]]]  # (node, argv) to run
 
 
-def _host_port(lab: Lab, index: int):  # type: ignore[no-untyped-def]
+def _host_port(lab: Lab, index: int) -> Port:
     return lab.ports[min(index, len(lab.ports) - 1)]
 
 
-def _stop_controller(lab: Lab, b: Backend) -> list[tuple[str, list[str]]]:
-    node = _host_port(lab, 2).node
-    if b.services == "systemd":
-        return [(node, ["systemctl", "stop", "ovn-host"])]
-    return [(node, ["sh", "-c", "kill $(cat /run/ovn/ovn-controller.pid)"])]
+def _stop_controller(lab: Lab, backend: Backend) -> list[tuple[str, list[str]]]:
+    return [(_host_port(lab, 2).node, stop_argv(backend.services, "ovn-controller"))]
 
 
 EXERCISES = {
@@ -42,7 +43,7 @@ EXERCISES = {
             "vm1 lost its network after someone 'tidied up' its interface.",
             "Compare the MAC of port1 inside vm1 with the logical port's addresses (ovn-nbctl show).",
             "mac",
-            lambda lab, b: [
+            lambda lab, _: [
                 (
                     _host_port(lab, 0).node,
                     [
@@ -63,7 +64,7 @@ EXERCISES = {
             "vm2 never gets an address when it asks again.",
             "Which DHCP_Options row does each logical switch port reference? (ovn-nbctl list logical_switch_port)",
             "dhcpv4_options",
-            lambda lab, b: [
+            lambda lab, _: [
                 (
                     lab.central.name,
                     ["ovn-nbctl", "clear", "logical_switch_port", _host_port(lab, 1).name, "dhcpv4_options"],
@@ -83,7 +84,7 @@ EXERCISES = {
             "Traffic between hosts stopped after a config change on ovn-host-01.",
             "Compare external_ids:ovn-encap-ip with the node's underlay address, and the Encap rows in ovn-sbctl show.",
             "encap",
-            lambda lab, b: [
+            lambda lab, _: [
                 (
                     _host_port(lab, 0).node,
                     ["ovs-vsctl", "set", "open_vswitch", ".", "external_ids:ovn-encap-ip=10.99.0.2"],
@@ -95,7 +96,7 @@ EXERCISES = {
             "ovn-sbctl show no longer lists port3 under any chassis.",
             "ovn-controller binds an OVS interface to a logical port by its external_ids:iface-id.",
             "unbound",
-            lambda lab, b: [
+            lambda lab, _: [
                 (
                     _host_port(lab, 2).node,
                     ["ovs-vsctl", "set", "interface", _host_port(lab, 2).name, "external_ids:iface-id=port-typo"],
@@ -106,73 +107,63 @@ EXERCISES = {
 }
 
 
-def _state(lab: Lab) -> dict[str, str]:
-    f = lab.state_dir / "exercise.json"
-    return json.loads(f.read_text()) if f.exists() else {}
-
-
-def _findings(lab: Lab, b: Backend) -> list[Finding]:
-    return run_checks(lab, b)
-
-
 def list_exercises() -> None:
     for e in EXERCISES.values():
         console.print(f"[bold]{e.name:<20}[/] {e.story}", highlight=False)
 
 
-def start(config: str, name: str) -> None:
-    lab, b = open_up_lab(config)
+def start(config: str | Path, name: str) -> None:
+    lab, backend = open_up_lab(config)
     if name not in EXERCISES:
-        raise LabError(f"no exercise {name!r}; choose one of: {', '.join(EXERCISES)}")
-    bad = [f for f in _findings(lab, b) if not f.ok]
+        raise UnknownName("exercise", name, tuple(EXERCISES))
+    bad = [f for f in run_checks(lab, backend) if not f.ok]
     if bad:
-        raise LabError(
-            f"the lab must pass `invoke check` before an exercise starts ({bad[0].what}); run `invoke demo` first"
-        )
+        raise LabError(f"the lab must pass `invoke check` before an exercise starts ({bad[0].what})", "invoke demo")
     e = EXERCISES[name]
-    for node, argv in e.inject(lab, b):
-        r = b.run(node, argv)
+    for node, argv in e.inject(lab, backend):
+        r = backend.run(node, argv)
         if not r.ok:
-            raise LabError(f"{node}: injecting {name} failed: {r.stderr.strip()}")
-    (lab.state_dir / "exercise.json").write_text(json.dumps({"name": name}) + "\n")
+            raise StageFailed(f"{node}: injecting {name} failed: {r.stderr.strip()}")
+    backend.state.start_exercise(name)
     console.print(
         f"exercise [bold]{name}[/] started: {e.story}\nfind it with `invoke check`; "
         "`invoke exercise.hint` if stuck; `invoke exercise.check` when you think it is fixed"
     )
 
 
-def check(config: str) -> bool:
-    lab, b = open_up_lab(config)
-    name = _state(lab).get("name")
-    bad = [f for f in _findings(lab, b) if not f.ok]
+def _running(config: str | Path) -> tuple[Lab, Backend, str]:
+    lab, backend = open_up_lab(config)
+    name = backend.state.exercise()
     if not name:
-        raise LabError("no exercise running: invoke exercise.start NAME (see invoke exercise.list)")
+        raise LabError("no exercise running", "invoke exercise.start NAME (see invoke exercise.list)")
+    return lab, backend, name
+
+
+def check(config: str | Path) -> bool:
+    lab, backend, name = _running(config)
+    bad = [f for f in run_checks(lab, backend) if not f.ok]
     if bad:
         console.print(f"[red]not solved yet[/]: {name}. Still wrong:")
         for f in bad:
             console.print(f"  {f.node}: {f.what}", highlight=False, markup=False)
         return False
     console.print(f"[green]solved[/]: {name}")
-    (lab.state_dir / "exercise.json").unlink()
+    backend.state.end_exercise()
     return True
 
 
-def hint(config: str) -> None:
-    lab, _ = open_up_lab(config)
-    name = _state(lab).get("name")
-    if not name:
-        raise LabError("no exercise running: invoke exercise.start NAME")
-    console.print(EXERCISES[name].hint, highlight=False)
+def hint(config: str | Path) -> None:
+    console.print(EXERCISES[_running(config)[2]].hint, highlight=False, markup=False)
 
 
-def solve(config: str) -> None:
+def solve(config: str | Path) -> None:
     """Repair with the provisioner: the chassis settings, the NB objects, the bindings and the leases."""
-    lab, b = open_up_lab(config)
-    with Provisioner(lab, b) as pv:
-        pv.run_all(lab.node_names, ["chassis", "controller"])
-        pv.run(lab.central.name, ["logical"])
+    lab, backend = open_up_lab(config)
+    with Provisioner(lab, backend) as provisioner:
+        provisioner.run_all(lab.node_names, ["chassis", "controller"])
+        provisioner.run(lab.central.name, ["logical"])
         for n in lab.node_names:
             if lab.ports_on(n):
-                pv.run(n, ["bind", "dhcp"])
-    (lab.state_dir / "exercise.json").unlink(missing_ok=True)
+                provisioner.run(n, ["bind", "dhcp"])
+    backend.state.end_exercise()
     console.print("repaired; `invoke check` shows the state")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from .model import Lab
+from ..lab import LabStatus, open_up_lab, status
+from ..model import Lab
 
 
 def _q(*lines: str) -> str:
@@ -16,8 +16,8 @@ def _q(*lines: str) -> str:
     return f'"{text}"'
 
 
-def dot(lab: Lab, st: dict[str, Any]) -> str:
-    backend = st.get("backend") or "-"
+def dot(lab: Lab, st: LabStatus) -> str:
+    backend = st.backend or "-"
     out = [
         "graph lab {",
         '  graph [fontname="Helvetica", fontsize=13, nodesep=0.5, ranksep=0.8];',
@@ -26,17 +26,18 @@ def dot(lab: Lab, st: dict[str, Any]) -> str:
         f"  subgraph cluster_underlay {{ label={_q('underlay ' + lab.underlay.subnet)}; style=rounded; color=gray50;",
     ]
     for n in lab.nodes:
-        ch = st["chassis"].get(n.name)
+        ch = st.chassis.get(n.name)
         role = "NB/SB + northd, chassis" if n.central else "chassis"
         encap = f"encap geneve {ch['ip']}" if ch else "not registered"
         fill = "#d8ecff" if n.central else "#e8f5e0"
         label = _q(n.name, n.ip, role, encap)
         out.append(f'    {_q(n.name)} [shape=box, style="rounded,filled", fillcolor="{fill}", label={label}];')
     for i, a in enumerate(lab.nodes):  # the mesh as observed: bold where the tunnel exists
-        for b in lab.nodes[i + 1 :]:
-            up = b.ip in (st["nodes"].get(a.name, {}).get("tunnels") or [])
+        for other in lab.nodes[i + 1 :]:
+            seen = st.nodes.get(a.name)
+            up = other.ip in ((seen.tunnels if seen else None) or [])
             style, text = ("bold", "geneve") if up else ("dashed", "no tunnel")
-            out.append(f'    {_q(a.name)} -- {_q(b.name)} [style={style}, color="#3b7dd8", label={_q(text)}];')
+            out.append(f'    {_q(a.name)} -- {_q(other.name)} [style={style}, color="#3b7dd8", label={_q(text)}];')
     out.append("    {rank=same; " + "; ".join(_q(n.name) for n in lab.nodes) + "}")
     out.append("  }")
     for sw in lab.switches:
@@ -50,20 +51,22 @@ def dot(lab: Lab, st: dict[str, Any]) -> str:
         for p in lab.ports:
             if p.switch != sw.name:
                 continue
-            lease = ", ".join(st["leases"].get(p.name, {}).get("ipv4") or []) or "no lease"
+            held = st.leases.get(p.name)
+            lease = ", ".join(held["ipv4"] if held else []) or "no lease"
             label = _q(f"{p.name} in {p.netns}", p.mac or "dynamic MAC", lease)
             out.append(f'    {_q("port:" + p.name)} [shape=ellipse, style=filled, fillcolor="#fff6e0", label={label}];')
             out.append(f"    {sid} -- {_q('port:' + p.name)};")
         out.append("  }")
     for p in lab.ports:
-        bound = st["bindings"].get(p.name, {}).get("chassis")
+        binding = st.bindings.get(p.name)
+        bound = binding["chassis"] if binding else None
         if bound:
             out.append(f'  {_q("port:" + p.name)} -- {_q(bound)} [style=dotted, color=gray40, label="bound"];')
     out.append("}")
     return "\n".join(out) + "\n"
 
 
-def render(lab: Lab, st: dict[str, Any], out_dir: Path) -> list[Path]:
+def render(lab: Lab, st: LabStatus, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     src = out_dir / "lab.dot"
     src.write_text(dot(lab, st))
@@ -73,3 +76,10 @@ def render(lab: Lab, st: dict[str, Any], out_dir: Path) -> list[Path]:
         subprocess.run(["dot", f"-T{fmt}", *extra, "-o", str(path), str(src)], check=True)
         paths.append(path)
     return paths
+
+
+def graph(config: str | Path, out: str | Path | None = None) -> None:
+    """Draw the running lab into `out` (default: its state directory); prints the files' paths."""
+    lab, _ = open_up_lab(config)
+    for path in render(lab, status(config), Path(out) if out else lab.state_dir):
+        print(path)

@@ -1,0 +1,1 @@
+"""Workshop tasks around a running lab: check, break-fix exercises, capture, snapshot, graph."""

@@ -1,0 +1,52 @@
+"""`invoke capture`: a pcap of a node's geneve traffic or of one logical port, and a summary of it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from provision.core import prompt
+from provision.facts import underlay_nic
+
+from ..errors import LabError, UnknownName
+from ..lab import node_of, open_up_lab
+from ..observe import Observer
+from ..ui import console
+
+
+def capture(config: str | Path, node: str, *, port: str | None = None, seconds: int = 10) -> Path:
+    """A pcap of the node's geneve traffic on the underlay NIC (default) or of one logical port inside its
+    namespace, copied into the lab's state directory, then a tcpdump summary that shows the geneve header."""
+    lab, backend = open_up_lab(config)
+    n = lab.node(node_of(lab, node))
+    if port:
+        p = next((x for x in lab.ports if x.name == port), None)
+        if p is None or p.node != node:
+            raise UnknownName("port", port, [x.name for x in lab.ports_on(node)], f" on {node}")
+        argv = ["ip", "netns", "exec", p.netns, "timeout", str(seconds), "tcpdump", "-U", "-n", "-i", p.name, "-w", "-"]
+        what = port
+    else:
+        links = Observer(lab, backend).fact(node, "addrs")
+        nic = underlay_nic(links, ip=n.ip, mac=n.mac, netdev=backend.datapath == "netdev")
+        if nic is None:
+            raise LabError(f"{node}: cannot find the underlay NIC ({n.ip})")
+        # geneve leaves the userspace datapath straight through the NIC, so capture there, not on br-phy
+        argv = ["timeout", str(seconds), "tcpdump", "-U", "-n", "-i", nic["ifname"], "-w", "-", "udp", "port", "6081"]
+        what = "geneve"
+    path = backend.state.captures / f"{node}-{what}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
+    console.print(f"{prompt(node, ' '.join(argv[:-1] if argv[-1] == '-' else argv))}  ({seconds} s)", markup=False)
+    with path.open("wb") as f:
+        r = subprocess.run(backend.node_argv(node, argv), stdout=f, stderr=subprocess.PIPE, timeout=seconds + 60)
+    if r.returncode not in (0, 124) or path.stat().st_size == 0:
+        raise LabError(f"{node}: tcpdump failed ({r.returncode}): {r.stderr.decode().strip()}")
+    summary = subprocess.run(["tcpdump", "-r", str(path), "-n", "-v", "-c", "12"], capture_output=True, text=True)
+    console.print(
+        summary.stdout.rstrip()
+        or '(no packets: start a ping, e.g. invoke exec ovn-host-01 "ip netns exec vm1 ping -c 5 10.0.0.13")',
+        markup=False,
+        highlight=False,
+    )
+    count = subprocess.run(["tcpdump", "-r", str(path), "-n", "-q"], capture_output=True, text=True).stdout
+    console.print(f"{len(count.splitlines())} packets; open in Wireshark: {path}")
+    return path

@@ -1,0 +1,45 @@
+"""`invoke snapshot save|restore`: back to a known state in seconds. A backend that `freezes` saves its
+nodes as they are (VM snapshots); elsewhere a rebuild is seconds, so save records whether the demo ran
+and restore rebuilds the lab (and the demo)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..demo import demo
+from ..errors import InputError, LabError
+from ..lab import open_up_lab, teardown
+from ..observe import Observer
+from ..ui import console
+from ..up import up
+
+NAME = "ovn-lab-saved"
+
+
+def snapshot(config: str | Path, action: str) -> None:
+    if action not in ("save", "restore"):
+        raise InputError(f"unknown snapshot action {action!r}", "invoke snapshot save, or invoke snapshot restore")
+    lab, backend = open_up_lab(config)
+    t0 = time.monotonic()
+    if action == "save":
+        if backend.freezes:
+            backend.save_snapshot(NAME)
+            backend.state.save_snapshot({"name": NAME})
+        else:
+            switches = Observer(lab, backend).fact(lab.central.name, "nb_switches")
+            ran = any(s["name"] == sw.name for s in switches for sw in lab.switches)
+            backend.state.save_snapshot({"demo": ran})
+    else:
+        saved = backend.state.snapshot()
+        if saved is None:
+            raise LabError("no snapshot saved", "invoke snapshot save")
+        if backend.freezes:
+            backend.restore_snapshot(NAME)
+        else:
+            teardown(config)
+            up(config, backend.name)
+            if saved.get("demo"):
+                demo(config)
+            backend.state.save_snapshot(saved)  # teardown removed it with the state
+    console.print(f"snapshot {action} done in {time.monotonic() - t0:.1f} s")
