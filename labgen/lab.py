@@ -20,7 +20,7 @@ from .load import load_lab
 from .model import Lab
 from .observe import Observer
 from .state import LabState
-from .ui import console, print_status, step
+from .ui import console, step
 
 
 def open_lab(config: str | Path, backend: str | None = None) -> tuple[Lab, Backend]:
@@ -124,6 +124,35 @@ def show_status(config: str | Path, *, as_json: bool = False) -> None:
         print(json.dumps(asdict(st), indent=1, sort_keys=True))
     else:
         print_status(st)
+
+
+def print_status(st: LabStatus) -> None:
+    from rich.table import Table
+
+    console.print(f"lab [bold]{st.lab}[/], backend {st.backend or '(not up)'}")
+    t = Table("node", "underlay IP", "state", "chassis encap", "geneve tunnels to")
+    for name, n in st.nodes.items():
+        ch = st.chassis.get(name)
+        t.add_row(
+            name + (" (central)" if n.central else ""),
+            n.ip,
+            n.state,
+            f"{ch['encap']} {ch['ip']}" if ch else "-",
+            ", ".join(n.tunnels or []) or "-",
+        )
+    console.print(t)
+    if st.leases or st.bindings:
+        t = Table("port", "bound on", "up", "netns", "IPv4")
+        for port, lease in st.leases.items():
+            bound = st.bindings.get(port)
+            t.add_row(
+                port,
+                (bound["chassis"] if bound else None) or "-",
+                str(bound["up"]) if bound else "-",
+                f"{lease['node']}:{lease['netns']}",
+                ", ".join(lease["ipv4"]) or "-",
+            )
+        console.print(t)
 
 
 def exec_on(config: str | Path, node: str, command: str | None) -> None:

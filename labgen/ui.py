@@ -6,12 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from rich.console import Console
-
-if TYPE_CHECKING:
-    from .lab import LabStatus
 
 console = Console(highlight=False, soft_wrap=True)  # never wrap a command a trainee may copy
 errors = Console(stderr=True, highlight=False, soft_wrap=True)  # what went wrong, and the fix
@@ -57,32 +53,3 @@ def step(title: str) -> Iterator[None]:
             done.set()
             _current.pop()
     console.print(f"[green]✓[/] {title} [dim]({time.monotonic() - t0:.1f} s)[/]")
-
-
-def print_status(st: LabStatus) -> None:
-    from rich.table import Table
-
-    console.print(f"lab [bold]{st.lab}[/], backend {st.backend or '(not up)'}")
-    t = Table("node", "underlay IP", "state", "chassis encap", "geneve tunnels to")
-    for name, n in st.nodes.items():
-        ch = st.chassis.get(name)
-        t.add_row(
-            name + (" (central)" if n.central else ""),
-            n.ip,
-            n.state,
-            f"{ch['encap']} {ch['ip']}" if ch else "-",
-            ", ".join(n.tunnels or []) or "-",
-        )
-    console.print(t)
-    if st.leases or st.bindings:
-        t = Table("port", "bound on", "up", "netns", "IPv4")
-        for port, lease in st.leases.items():
-            bound = st.bindings.get(port)
-            t.add_row(
-                port,
-                (bound["chassis"] if bound else None) or "-",
-                str(bound["up"]) if bound else "-",
-                f"{lease['node']}:{lease['netns']}",
-                ", ".join(lease["ipv4"]) or "-",
-            )
-        console.print(t)

@@ -1,4 +1,5 @@
-"""Rewrite the golden files from the current code: python3 tests/regen.py; then review `git diff tests/`."""
+"""Golden files: `python3 tests/regen.py` rewrites them from the current code and removes stale ones
+(review with `git diff tests/`); `python3 tests/regen.py --check` changes nothing and exits 1 on drift."""
 
 from __future__ import annotations
 
@@ -9,13 +10,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.chdir(Path(__file__).resolve().parents[1])
 
-from tests.golden import HERE, RENDER_CASES, error_log, model_json, vagrantfile  # noqa: E402
+from tests.golden import HERE, drift, expected  # noqa: E402
 
-for case in sorted((HERE / "errors").glob("*.toml")):
-    case.with_suffix(".log").write_text(error_log(case))
-(HERE / "model").mkdir(exist_ok=True)
-(HERE / "model" / "lab.json").write_text(model_json(HERE.parent / "lab.toml"))
-(HERE / "render").mkdir(exist_ok=True)
-for name in RENDER_CASES:
-    (HERE / "render" / f"{name}.Vagrantfile").write_text(vagrantfile(name))
-print("golden files rewritten; review with: git diff tests/")
+
+def main(argv: list[str]) -> int:
+    want = expected()
+    found = drift(HERE, want)
+    if argv == ["--check"]:
+        for line in found:
+            print(f"golden drift: tests/{line}")
+        print(f"{len(want)} golden files, {len(found)} drifted" + ("; run python3 tests/regen.py" if found else ""))
+        return 1 if found else 0
+    for rel, text in want.items():
+        (HERE / rel).parent.mkdir(exist_ok=True)
+        (HERE / rel).write_text(text)
+    for line in found:
+        if line.endswith("stale (no case makes it)"):
+            (HERE / line.split(":")[0]).unlink()
+    print(f"{len(want)} golden files written, {len(found)} had drifted; review with: git diff tests/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -16,7 +16,7 @@ BACKENDS = {"netns": "labgen.backends.netns:NetnsBackend", "vagrant": "labgen.ba
 
 def get_backend(name: str, lab: Lab) -> Backend:
     if name not in BACKENDS:
-        raise UnknownName("backend", name, tuple(BACKENDS))
+        raise UnknownName("backend", name, sorted(BACKENDS))
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)(lab)  # type: ignore[no-any-return]
 

@@ -9,13 +9,10 @@ its own: the root namespace has no address or route in the lab's subnets.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +23,7 @@ from provision.facts import netns_names
 from ..errors import BackendFailed
 from ..model import Lab, Node, lab_of
 from .base import Backend, Log, Probe
+from .procs import is_mount, ns_inode, pids_in, stop
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
 PRIVATE = {
@@ -46,19 +44,6 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and r.returncode:
         raise BackendFailed(f"{' '.join(argv)} failed: {r.stderr.strip()}")
     return r
-
-
-def _is_mount(path: Path) -> bool:
-    target = str(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
-
-
-def _ns_inode(path: Path) -> int | None:
-    try:
-        return path.stat().st_ino if _is_mount(path) else None
-    except OSError:
-        return None
 
 
 class NetnsBackend(Backend):
@@ -110,14 +95,14 @@ class NetnsBackend(Backend):
     def _name_taken(self) -> str | None:
         """Another lab of the same name (another directory's lab.toml) owns the namespaces; ours would
         silently share its nodes. Our own, half-made lab (an interrupted `up`) has its namespace dir mounted."""
-        if self.underlay_ns in self._netns_list() and not _is_mount(self.nsdir):
+        if self.underlay_ns in self._netns_list() and not is_mount(self.nsdir):
             return f"a lab named {self.lab.name} already runs on this host, but not from {self.state.dir}"
         return None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def create(self, log: Log) -> None:
         self.state.make("ns")
-        if not _is_mount(self.nsdir):
+        if not is_mount(self.nsdir):
             # namespace files can only be bind-mounted onto a mount with private propagation
             _sh("mount", "--bind", str(self.nsdir), str(self.nsdir))
             _sh("mount", "--make-private", str(self.nsdir))
@@ -152,7 +137,7 @@ class NetnsBackend(Backend):
 
     def _container(self, node: str, log: Log) -> None:
         mnt, uts = self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"
-        if _is_mount(mnt) and _is_mount(uts):
+        if is_mount(mnt) and is_mount(uts):
             return
         d = self.node_dir(node)
         for sub in PRIVATE.values():
@@ -256,22 +241,20 @@ class NetnsBackend(Backend):
                 except (OSError, ValueError):
                     continue
             inodes = {
-                i
-                for i in (_ns_inode(self.nsdir / f"{node}.uts"), _ns_inode(Path(f"/run/netns/{self.netns(node)}")))
-                if i
+                i for i in (ns_inode(self.nsdir / f"{node}.uts"), ns_inode(Path(f"/run/netns/{self.netns(node)}"))) if i
             }
-            pids += self._pids_in(inodes)
+            pids += pids_in(inodes)
             if pids:
                 log(f"{node}: stopping {len(set(pids))} processes")
-                self._stop(sorted(set(pids)))
+                stop(sorted(set(pids)))
             for f in (self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"):
-                if _is_mount(f):
+                if is_mount(f):
                     _sh("umount", str(f))
         for ns in self._netns_list():
             if ns == self.underlay_ns or ns in {self.netns(n) for n in nodes}:
                 log(f"ip netns del {ns}")
                 _sh("ip", "netns", "del", ns, check=False)
-        if _is_mount(self.nsdir):
+        if is_mount(self.nsdir):
             _sh("umount", str(self.nsdir))
         self.state.remove()
 
@@ -279,34 +262,3 @@ class NetnsBackend(Backend):
     @staticmethod
     def _netns_list() -> list[str]:
         return netns_names(_sh("ip", "-j", "netns", "list", check=False).stdout)
-
-    @staticmethod
-    def _pids_in(inodes: set[int]) -> list[int]:
-        if not inodes:
-            return []
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            for kind in ("uts", "net"):
-                try:
-                    link = os.readlink(f"/proc/{entry}/ns/{kind}")
-                except OSError:
-                    continue
-                if int(link.split("[")[1].rstrip("]")) in inodes:
-                    found.append(int(entry))
-                    break
-        return found
-
-    @staticmethod
-    def _stop(pids: list[int], grace: float = 5.0) -> None:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(running(p) for p in pids):
-            time.sleep(0.05)
-        for pid in pids:
-            if running(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)

@@ -8,11 +8,9 @@ Vagrant's own state was lost.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -27,18 +25,10 @@ from ..render import Kernel, render_vagrantfile
 from ..ui import progress
 from . import libvirt
 from .base import Backend, Log, Probe
+from .vagrant_host import OWN_BOX, host_probes
 
 REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs
 REPO = Path(__file__).resolve().parents[2]
-OWN_BOX = "ovn-lab/bookworm"  # the lab's own box: `up` builds it when missing
-
-
-def _version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.strip().splitlines()[0] if out.strip() else ""
 
 
 class VagrantBackend(Backend):
@@ -86,89 +76,7 @@ class VagrantBackend(Backend):
 
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
-        accel = libvirt.choose_accel(self.lab.vagrant.accel)
-        box = self.lab.vagrant.box
-        return [
-            Probe(
-                "accelerator",
-                lambda: None if accel.driver == "kvm" else accel.reason,
-                "expect a few minutes for `invoke up` of 3 VMs on 2 cores",
-                advisory=True,
-                detail=lambda: accel.reason,
-            ),
-            Probe(
-                "vagrant",
-                lambda: None if shutil.which("vagrant") else "vagrant is not installed",
-                "invoke setup",
-                detail=lambda: _version(["vagrant", "--version"]),
-            ),
-            Probe("vagrant-libvirt", self._plugin_missing, "invoke setup (or: vagrant plugin install vagrant-libvirt)"),
-            Probe(
-                "libvirt",
-                libvirt.problem,
-                "start libvirtd (invoke setup; without systemd: virtlogd -d; libvirtd -d) and make sure you are "
-                "in the libvirt group",
-            ),
-            Probe(
-                "subnets",
-                lambda: "; ".join(self.overlaps()) or None,
-                "set underlay.subnet (and the node IPs) or vagrant.management_subnet in lab.toml to a free /24",
-            ),
-            Probe("storage", self._storage_problem, f"free disk space under {libvirt.POOL_PATH}"),
-            Probe("memory", self._memory_problem, "lower vagrant.memory in lab.toml, or stop other VMs"),
-            Probe("box", self._box_problem, f"vagrant box add {box}"),
-            Probe(
-                "box built",
-                lambda: None if self.box_dir() else f"{box} not built yet",
-                "invoke box (about 2 minutes; `up` does it too)",
-                advisory=True,
-                detail=lambda: f"{box} at {self.box_dir()}",
-            ),
-        ]
-
-    def _storage_problem(self) -> str | None:
-        """The pool (created by `up` when missing) must hold the box and one overlay per VM."""
-        if libvirt.problem():
-            return None  # reported by the libvirt probe
-        path = libvirt.pool_path()
-        target = Path(path)
-        while not target.exists():
-            target = target.parent
-        free = shutil.disk_usage(target).free >> 20
-        need = 1024 + 512 * len(self.lab.nodes)
-        return None if free >= need else f"{free} MiB free in {path}, the lab needs about {need} MiB"
-
-    def _memory_problem(self) -> str | None:
-        # under TCG qemu's translation cache adds ~1 GiB per VM on top of the guest's RAM (measured)
-        extra = 1024 if libvirt.choose_accel(self.lab.vagrant.accel).driver == "qemu" else 256
-        need = len(self.lab.nodes) * (self.lab.vagrant.memory + extra)
-        with open("/proc/meminfo") as f:
-            avail = next(int(ln.split()[1]) >> 10 for ln in f if ln.startswith("MemAvailable:"))
-        return None if avail >= need else f"{avail} MiB available, {len(self.lab.nodes)} VMs need about {need} MiB"
-
-    @staticmethod
-    def _plugin_missing() -> str | None:
-        try:
-            r = subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True, timeout=60)
-        except OSError:
-            return "vagrant is not installed"
-        return None if "vagrant-libvirt" in r.stdout else "the vagrant-libvirt plugin is missing"
-
-    def _box_problem(self) -> str | None:
-        if self.box_dir() is None and self.lab.vagrant.box != OWN_BOX:
-            return f"box {self.lab.vagrant.box} is not installed"
-        return None  # the lab's own box is built by `up` when missing
-
-    def overlaps(self) -> list[str]:
-        """The lab's subnets against every host route and every libvirt network not of this lab."""
-        mine = {
-            "underlay.subnet": self.lab.underlay.subnet,
-            "vagrant.management_subnet": self.lab.vagrant.management_subnet,
-        }
-        out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True)
-        routes = json.loads(out.stdout or "[]")
-        nets = libvirt.other_networks(self.networks)
-        return libvirt.find_overlaps(mine, routes, nets, skip_devs=set(libvirt.bridges_of(self.networks)))
+        return host_probes(self.lab, self.box_dir, self.networks)
 
     def labs_on_host(self) -> dict[str, str]:
         try:

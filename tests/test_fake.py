@@ -1,0 +1,393 @@
+"""Tier 3b (fake): up, demo, gates, check, exercises, doctor and the tasks against a fake backend that
+answers commands from outputs recorded on real daemons (tests/recorded/) and fails on any other command.
+No root, no daemons: seconds."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from invoke import MockContext
+
+import tasks
+from labgen import gates
+from labgen.backends import BACKENDS
+from labgen.backends.base import Probe
+from labgen.demo import demo
+from labgen.doctor import doctor
+from labgen.errors import GateTimeout, GaveUp, LabError, PreflightFailed, ShowFailed, StageFailed
+from labgen.lab import open_up_lab, status
+from labgen.load import load_lab
+from labgen.state import LabState
+from labgen.up import up
+from labgen.workshop import exercises
+from labgen.workshop.check import run_checks
+from provision.facts import FACTS
+from tests.fake import FakeBackend, Script, UnknownCommand
+from tests.golden import HERE
+
+pytestmark = pytest.mark.fake
+CENTRAL, HOST1, HOST2 = "ovn-central-01", "ovn-host-01", "ovn-host-02"
+ENCAPS = list(FACTS["sb_encaps"].argv(""))  # type: ignore[misc]
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Script]]:
+    """The tutorial's lab.toml on the fake backend, with the name the recordings were made with."""
+    monkeypatch.setitem(BACKENDS, "fake", "tests.fake:FakeBackend")
+    monkeypatch.setattr(gates, "SCALE", 0.02)  # a 90 s gate gives up after 1.8 s
+    text = (HERE.parent / "lab.toml").read_text().replace('name = "ovn-lab"', 'name = "t-rec"')
+    (tmp_path / "lab.toml").write_text(text.replace('backend = "vagrant"', 'backend = "fake"'))
+    script = Script(tmp_path / "control.json")
+    FakeBackend.script = script
+    yield tmp_path / "lab.toml", script
+    assert not script.unknown, f"commands with no recorded answer: {script.unknown}"
+
+
+def is_up(config: Path) -> None:
+    LabState(load_lab(config)).remember("fake")
+
+
+def batches(script: Script, node: str, steps: list[str]) -> list[dict]:  # type: ignore[type-arg]
+    return [b for b in script.steps() if b["node"] == node and b["steps"] == steps]
+
+
+# -- up -----------------------------------------------------------------------------------------------------
+def test_up_brings_central_first_and_proves_every_chassis(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    script.load("up")
+    script.delay_step(CENTRAL, "central", 0.3)
+    up(config, "fake")
+    central = batches(script, CENTRAL, ["central"])[0]
+    for host in (HOST1, HOST2):
+        first = batches(script, host, ["install", "ovs", "underlay", "chassis"])[0]
+        assert first["start"] < central["end"]  # the hosts start OVS beside central's databases
+        assert batches(script, host, ["controller"])[0]["start"] >= central["end"]  # the SB listens first
+    assert batches(script, CENTRAL, ["chassis", "controller"])
+    assert (CENTRAL, tuple(ENCAPS)) in script.calls  # the encap gate read the SB
+    out = capsys.readouterr().out
+    assert "gate: every chassis registered with its encap IP, 2 geneve tunnels on every node" in out
+    assert "lab t-rec is up" in out
+    state = LabState(load_lab(config))
+    assert state.backend() == "fake" and state.dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_central_failure_stops_up_and_names_node_and_step(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    script.load("up")
+    script.fail_step(CENTRAL, "central")
+    with pytest.raises(StageFailed) as e:
+        up(config, "fake")
+    assert e.value.message == "ovn-central-01: provisioning step central failed (exit 1)"
+    assert "a fault the test injected" in e.value.evidence and "logs/ovn-central-01.log" in e.value.fix
+    for host in (HOST1, HOST2):  # the hosts stopped waiting for the SB and started no controller
+        assert not batches(script, host, ["controller"])
+    assert LabState(load_lab(config)).backend() == "fake"  # teardown will find what was made
+
+
+def test_gate_timeout_names_node_condition_and_shows_the_dump(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    script.load("up")
+    rows = json.loads(script.stdout(CENTRAL, ENCAPS))
+    rows["data"] = [r for r in rows["data"] if r[0] != HOST2]  # ovn-host-02 never registers
+    script.answer(CENTRAL, ENCAPS, stdout=json.dumps(rows))
+    with pytest.raises(GateTimeout) as e:
+        up(config, "fake")
+    assert e.value.node == HOST2 and e.value.what == "SB Encap geneve 192.168.1.63 for chassis ovn-host-02"
+    assert e.value.observed == "Encap of ovn-host-02: no chassis row, want geneve 192.168.1.63"
+    assert "ovn-host-02 # ovs-vsctl show" in e.value.evidence and "ovn-central-01 # ovn-sbctl show" in e.value.evidence
+    assert "Chassis ovn-host-01" in e.value.evidence  # the real `ovn-sbctl show` output, recorded
+
+
+def test_preflight_failure_creates_nothing(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    script.probes = [
+        Probe("tools", lambda: "missing: ovn-northd", "apt-get install ovn-central"),
+        Probe("speed", lambda: "slow", "be patient", advisory=True),  # never stops up
+    ]
+    with pytest.raises(PreflightFailed) as e:
+        up(config, "fake")
+    assert e.value.evidence == "  ✗ tools: missing: ovn-northd\n    fix: apt-get install ovn-central"
+    assert script.created == 0 and LabState(load_lab(config)).backend() is None
+
+
+# -- demo ---------------------------------------------------------------------------------------------------
+SECTIONS = ["## 4-5.", "## 6. Trace", "## 7. Attach", "## 8. A VM per port", "## Checks"]
+
+
+def test_demo_binds_while_central_builds_and_prints_in_the_tutorials_order(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.delay_step(CENTRAL, "logical", 0.3)
+    ips = demo(config)
+    assert ips == {"port1": "10.0.0.11", "port2": "10.0.0.12", "port3": "10.0.0.13"}
+    logical = batches(script, CENTRAL, ["logical"])[0]
+    assert all(batches(script, h, ["bind"])[0]["start"] < logical["end"] for h in (HOST1, HOST2))
+    out = capsys.readouterr().out
+    at = [out.index(s) for s in SECTIONS]
+    assert at == sorted(at)
+    assert at[1] < out.index("put_dhcp_opts(offerip = 10.0.0.11") < at[2]
+    assert at[2] < out.index("ovn-host-01 # : ok, bind (fake)") < at[3]  # shown in its section, run earlier
+    assert out.index("Port_Binding port3") > out.index("ovn-host-02 # : ok, bind (fake)")
+    assert "# vm1 -> vm3 (ovn-host-01 -> ovn-host-02 over geneve)" in out
+    assert "demo done" in out and "vm3=10.0.0.13" in out
+
+
+def test_demo_step_runs_every_section_in_turn(lab: tuple[Path, Script], monkeypatch: pytest.MonkeyPatch) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    asked: list[str] = []
+    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(prompt) or "")
+    demo(config, step=True, transcript=config.parent / "handout.md")
+    assert len(asked) == 5
+    logical = batches(script, CENTRAL, ["logical"])[0]
+    binds = [batches(script, h, ["bind"])[0] for h in (HOST1, HOST2)]
+    assert all(b["start"] >= logical["end"] for b in binds)
+    dhcp = [batches(script, h, ["dhcp"])[0] for h in (HOST1, HOST2)]
+    assert min(d["start"] for d in dhcp) >= max(b["end"] for b in binds)
+    md = (config.parent / "handout.md").read_text()
+    assert md.count("```") % 2 == 0 and "## 6. Trace a DHCP request (on central)" in md
+
+
+def test_demo_ping_failure_names_both_ends(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    ping = ["ip", "netns", "exec", "vm1", "ping", "-c", "2", "-i", "0.01", "-W", "2", "10.0.0.13"]
+    script.answer(HOST1, ping, rc=1, stdout="2 packets transmitted, 0 received, 100% packet loss, time 1012ms\n")
+    with pytest.raises(StageFailed) as e:
+        demo(config)
+    assert e.value.message == "ovn-host-01: vm1 cannot ping vm3 (10.0.0.13, ovn-host-01 -> ovn-host-02 over geneve)"
+
+
+def test_demo_trace_without_the_offer_fails(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    trace = next(r for r in script.answers if r[1][:1] == ("ovn-trace",))
+    script.answer(*trace, stdout="# no put_dhcp_opts: the port has no dhcpv4_options\n")
+    with pytest.raises(StageFailed, match=r"ovn-trace of port1 does not show put_dhcp_opts\(offerip = 10.0.0.11"):
+        demo(config)
+
+
+def test_demo_failed_show_prints_what_it_printed(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.answer(CENTRAL, ["ovn-nbctl", "show"], rc=1, stderr="ovn-nbctl: database connection failed\n")
+    with pytest.raises(ShowFailed) as e:
+        demo(config)
+    assert e.value.message == "ovn-central-01: ovn-nbctl show failed"
+    assert "ovn-central-01 # ovn-nbctl show\novn-nbctl: database connection failed" in capsys.readouterr().out
+
+
+# -- gates --------------------------------------------------------------------------------------------------
+def test_wait_for_polls_until_the_condition_holds() -> None:
+    seen = iter([(False, "no"), (False, "still no"), (True, "yes")])
+    assert gates.wait_for("n1", "it", lambda: next(seen), lambda: "dump", 5) < 1
+
+
+def test_wait_for_times_out_with_the_last_observation_and_the_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gates, "SCALE", 0.01)
+
+    def probe() -> tuple[bool, str]:
+        raise ConnectionError("refused")  # a node that cannot answer is a failed attempt, not a crash
+
+    with pytest.raises(GateTimeout) as e:
+        gates.wait_for("n1", "the SB", probe, lambda: "n1 # ovs-vsctl show\n...", 100)
+    assert (e.value.node, e.value.what, e.value.observed) == ("n1", "the SB", "ConnectionError: refused")
+    assert e.value.evidence.startswith("n1 # ovs-vsctl show") and "after 1 s" in e.value.message
+
+
+def test_wait_for_gives_up_when_told() -> None:
+    with pytest.raises(GaveUp, match="n2: stopped waiting for the SB"):
+        gates.wait_for("n2", "the SB", lambda: (False, "no"), lambda: "", 60, lambda: True)
+
+
+# -- check --------------------------------------------------------------------------------------------------
+DIAGNOSES = {
+    "exercise-wrong-mac": (
+        {"mac"},
+        "port1 in vm1 has MAC c0:ff:ee:00:00:99, the logical port expects c0:ff:ee:00:00:11",
+    ),
+    "exercise-no-dhcp-options": ({"dhcpv4_options"}, "dhcpv4_options not set on port2"),
+    "exercise-controller-stopped": ({"controller"}, "ovn-controller is not connected to the SB database"),
+    "exercise-wrong-encap-ip": ({"encap", "tunnels"}, "encap IP is 10.99.0.2, expected 192.168.1.62"),
+    "exercise-port-not-bound": ({"unbound"}, "port3 is not bound on ovn-host-02"),
+    "fault-lease": ({"lease"}, "vm2 has no lease for 10.0.0.12"),
+    "fault-netns": ({"netns"}, "port3 is not in namespace vm3"),
+    "fault-mtu": ({"mtu"}, "full-size frames do not cross the geneve tunnel"),
+    "fault-dhcp-keys": ({"dhcp_keys"}, "DHCP options of port1 lack server_id, server_mac"),
+    "fault-lsp": ({"lsp"}, "logical port port2 is missing"),
+    "fault-controller-dead": ({"controller", "chassis", "tunnels", "unbound"}, "no Chassis/Encap row in the SB"),
+}
+
+
+@pytest.mark.parametrize("phase", list(DIAGNOSES))
+def test_every_diagnosis_from_recorded_facts(lab: tuple[Path, Script], phase: str) -> None:
+    config, script = lab
+    is_up(config)
+    script.load(phase)
+    lab_, backend = open_up_lab(config)
+    if phase.startswith("exercise-"):  # recorded as `exercise.start` sees it: the healthy lab first
+        assert all(f.ok for f in run_checks(lab_, backend))
+        for node, argv in exercises.EXERCISES[phase.removeprefix("exercise-")].inject(lab_, backend):
+            assert backend.run(node, argv).ok
+    codes, text = DIAGNOSES[phase]
+    bad = [f for f in run_checks(lab_, backend) if not f.ok]
+    assert {f.code for f in bad} == codes, bad
+    assert any(text in f.what for f in bad), [f.what for f in bad]
+    assert all(f.why for f in bad)
+
+
+def test_a_healthy_lab_passes_every_check(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    found = run_checks(*open_up_lab(config))
+    assert all(f.ok for f in found)
+    assert "1500-byte frames cross the tunnel (vm1 -> vm3)" in [f.what for f in found]
+    assert len(found) == 16  # 3 nodes x (controller, chassis, tunnels), 3 ports x (bound, lease), MTU
+
+
+def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    st = status(config)
+    assert st.chassis[HOST2] == {"encap": "geneve", "ip": "192.168.1.63"}
+    assert st.bindings["port3"] == {"chassis": HOST2, "up": True}
+    assert st.leases["port1"] == {"node": HOST1, "netns": "vm1", "ipv4": ["10.0.0.11/24"]}
+    assert st.nodes[HOST1].tunnels == ["192.168.1.61", "192.168.1.63"]
+
+
+# -- exercises ----------------------------------------------------------------------------------------------
+def test_exercise_start_check_hint_solve(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("exercise-wrong-mac")
+    exercises.start(config, "wrong-mac")
+    assert (HOST1, ("ip", "-n", "vm1", "link", "set", "port1", "address", "c0:ff:ee:00:00:99")) in script.calls
+    assert not exercises.check(config)
+    assert "port1 in vm1 has MAC c0:ff:ee:00:00:99" in capsys.readouterr().out
+    exercises.hint(config)
+    assert "Compare the MAC of port1 inside vm1" in capsys.readouterr().out
+    exercises.solve(config)
+    assert batches(script, CENTRAL, ["chassis", "controller"]) and batches(script, CENTRAL, ["logical"])
+    assert batches(script, HOST1, ["bind", "dhcp"]) and batches(script, HOST2, ["bind", "dhcp"])
+    with pytest.raises(LabError, match="no exercise running"):
+        exercises.hint(config)
+
+
+def test_exercise_needs_a_healthy_lab_and_a_known_name(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("fault-lease")
+    with pytest.raises(LabError, match="the lab must pass `invoke check` before an exercise starts"):
+        exercises.start(config, "wrong-mac")
+    with pytest.raises(LabError, match="no exercise 'wrong-mc'; fix: use one of: wrong-mac"):
+        exercises.start(config, "wrong-mc")
+
+
+def test_exercise_check_says_solved_once_the_lab_is_healthy(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    LabState(load_lab(config)).start_exercise("wrong-mac")
+    script.load("healthy")
+    assert exercises.check(config)
+    assert LabState(load_lab(config)).exercise() is None
+
+
+# -- doctor -------------------------------------------------------------------------------------------------
+def test_doctor_fails_only_on_the_labs_own_backend(lab: tuple[Path, Script], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    for name in ("netns", "vagrant"):
+        monkeypatch.delitem(BACKENDS, name)
+    script.probes = [
+        Probe("tools", lambda: None, "", detail=lambda: "all there"),
+        Probe("speed", lambda: "TCG", "be patient", advisory=True),
+    ]
+    assert doctor(config)
+    out = capsys.readouterr().out
+    assert "ok   fake: tools" in out and "all there" in out and "warn fake: speed" in out
+    script.probes.append(Probe("libvirt", lambda: "cannot connect", "start libvirtd"))
+    assert not doctor(config)
+    assert "fail fake: libvirt" in (out := capsys.readouterr().out) and "fix: start libvirtd" in out
+
+
+# -- the tasks, through invoke's MockContext ---------------------------------------------------------------
+def test_every_task_makes_one_labgen_call_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    made: list[str] = []
+    monkeypatch.setattr(tasks, "call", lambda target, *a, **kw: made.append(target))
+    args = {"exec": ("n", "true"), "ssh": ("n",), "capture": ("n",), "snapshot": ("save",), "start": ("x",)}
+    for name in tasks.ns.task_names:
+        if name == "setup":
+            continue  # execs .ci/setup
+        made.clear()
+        task = tasks.ns[name]
+        task(MockContext(), *args.get(name.split(".")[-1], ()))
+        assert len(made) == 1, (name, made)
+        module, fn = made[0].split(":")
+        assert callable(getattr(importlib.import_module(module), fn)), made[0]
+
+
+def test_task_bad_input_is_one_line_and_exit_2(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, _ = lab
+    with pytest.raises(SystemExit) as e:
+        tasks.up(MockContext(), backend="netnss", config=str(config))
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "✗ no backend 'netnss'; fix: use one of: fake, netns, vagrant\n"
+
+
+def test_task_failure_is_one_line_and_exit_1(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, _ = lab
+    with pytest.raises(SystemExit) as e:
+        tasks.check(MockContext(), config=str(config))
+    assert e.value.code == 1
+    assert capsys.readouterr().err == "✗ lab t-rec is not up; fix: run `invoke up` first\n"
+
+
+def test_task_check_with_problems_exits_1(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("fault-lease")
+    with pytest.raises(SystemExit) as e:
+        tasks.check(MockContext(), config=str(config))
+    assert e.value.code == 1 and "14 ok, 1 problem" in capsys.readouterr().out
+
+
+def test_task_bug_shows_its_traceback(lab: tuple[Path, Script], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    config, _ = lab
+    monkeypatch.setattr("labgen.lab.load_lab", lambda _: 1 / 0)
+    with pytest.raises(SystemExit) as e:
+        tasks.status(MockContext(), config=str(config))
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "Traceback" in err and "ZeroDivisionError" in err
+    assert err.rstrip().endswith(
+        "this is a bug in ovn-lab, not a problem of your lab: please report the traceback above"
+    )
+
+
+def test_task_invalid_lab_prints_every_problem(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, _ = lab
+    config.write_text((HERE / "errors" / "two-centrals.toml").read_text())
+    with pytest.raises(SystemExit) as e:
+        tasks.up(MockContext(), config=str(config))
+    err = capsys.readouterr().err.splitlines()
+    assert e.value.code == 2 and err and all(ln.startswith(f"✗ {config}: ") and "; fix: " in ln for ln in err)
+
+
+def test_unknown_command_fails_the_test(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    with pytest.raises(UnknownCommand):
+        open_up_lab(config)[1].run(HOST1, ["rm", "-rf", "/"])
+    script.unknown.clear()  # this test wanted it

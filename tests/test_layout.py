@@ -1,0 +1,102 @@
+"""The house rules of the code, checked on its source: small modules, no import cycle, backend differences
+only inside labgen/backends/, no shell strings built on the host side from values."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.model
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted([*(ROOT / "labgen").rglob("*.py"), *(ROOT / "provision").rglob("*.py"), ROOT / "tasks.py"])
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    return ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+
+
+def imports(path: Path, root: Path = ROOT, sources: list[Path] = SOURCES) -> set[str]:
+    """Every project module `path` imports, at the top, inside a function or for type checking only."""
+    me = module_name(path, root)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                name = ".".join([*base, node.module] if node.module else base)
+            else:
+                name = node.module or ""
+            found.add(name)
+            found |= {f"{name}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    known = {module_name(p, root) for p in sources}
+    return {m for m in found if m in known and m != me}
+
+
+def cycle(sources: list[Path], root: Path = ROOT) -> list[str] | None:
+    """An import cycle among `sources`, as the modules along it, or None."""
+    graph = {module_name(p, root): imports(p, root, sources) for p in sources}
+
+    def visit(mod: str, path: list[str]) -> list[str] | None:
+        if mod in path:
+            return [*path[path.index(mod) :], mod]
+        for dep in graph.get(mod, ()):
+            if dep != mod.rpartition(".")[0]:  # a module may import its own package's __init__
+                found = visit(dep, [*path, mod])
+                if found:
+                    return found
+        return None
+
+    return next((c for mod in graph if (c := visit(mod, []))), None)
+
+
+def test_no_module_is_over_300_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long
+
+
+def test_no_import_cycle() -> None:
+    assert cycle(SOURCES) is None, " -> ".join(cycle(SOURCES) or [])
+
+
+def test_backend_modules_are_imported_only_through_the_registry() -> None:
+    """Callers get a backend from labgen.backends and use its data and hooks; only the box builder shares
+    the libvirt helpers with the VM backend."""
+    allowed = {"labgen.backends", "labgen.backends.base"}
+    for path in SOURCES:
+        if "backends" in path.parts:
+            continue
+        private = {m for m in imports(path) if m.startswith("labgen.backends") and m not in allowed}
+        if path.name == "box.py":
+            private -= {"labgen.backends.libvirt", "labgen.backends.libvirt.drop_box_volumes"}
+        assert not private, f"{path.relative_to(ROOT)} imports {private}"
+
+
+def test_callers_never_ask_which_backend_they_have() -> None:
+    for path in SOURCES:
+        if "backends" in path.parts:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
+                assert "Backend" not in ast.unparse(node), f"{path.relative_to(ROOT)}: {ast.unparse(node)}"
+            if isinstance(node, ast.Compare):
+                text = ast.unparse(node)
+                assert not ('"vagrant"' in text or '"netns"' in text), f"{path.relative_to(ROOT)}: {text}"
+
+
+def test_the_scan_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:
+    """The old vagrant <-> box cycle went through an import inside a function."""
+    (tmp_path / "labgen" / "backends").mkdir(parents=True)
+    box, vagrant = tmp_path / "labgen" / "box.py", tmp_path / "labgen" / "backends" / "vagrant.py"
+    box.write_text("def build():\n    from .backends.vagrant import drop\n")
+    vagrant.write_text("from ..box import build\n")
+    assert cycle([box, vagrant], tmp_path) in (
+        ["labgen.box", "labgen.backends.vagrant", "labgen.box"],
+        ["labgen.backends.vagrant", "labgen.box", "labgen.backends.vagrant"],
+    )
