@@ -39,8 +39,16 @@ def test_no_overlap_and_own_bridges_skipped() -> None:
     assert find_overlaps(MINE, routes, [], skip_devs={"virbr3"}) == []
 
 
-def test_forced_accelerators() -> None:
-    assert choose_accel("tcg").driver == "qemu"
-    assert choose_accel("kvm").driver == "kvm"
-    auto = choose_accel("auto")
-    assert auto.driver in ("kvm", "qemu") and auto.reason
+def test_accelerator_choice() -> None:
+    assert choose_accel("tcg", {"vmx"}, True).driver == "qemu"  # forced: whatever the host has
+    assert choose_accel("kvm", set(), False).driver == "kvm"
+    assert choose_accel("auto", {"vmx"}, True).driver == "kvm"
+    assert choose_accel("auto", {"svm"}, True).driver == "kvm"
+    # a PVM host: /dev/kvm exists and opens, but without vmx/svm guests hang at boot
+    no_hw = choose_accel("auto", {"sse2"}, True)
+    assert (no_hw.driver, no_hw.reason) == (
+        "qemu",
+        "QEMU TCG (software emulation, boots take minutes): the CPU shows no vmx/svm",
+    )
+    no_dev = choose_accel("auto", {"vmx"}, False)
+    assert (no_dev.driver, no_dev.reason.split(": ")[-1]) == ("qemu", "/dev/kvm is not usable")
