@@ -93,11 +93,10 @@ class Provisioner:
             idle = self._idle.setdefault(node, [])
             if idle:
                 return idle.pop()
-        backend = self.backend
-        s = Session(backend.node_argv(node, [*backend.provisioner(node), "--session"]))
+        session = Session(self.backend.node_argv(node, [*self.backend.provisioner(node), "--session"]))
         with self._lock:
-            self._all.append(s)
-        return s
+            self._all.append(session)
+        return session
 
     def plan(self, node: str) -> dict[str, Any]:
         if not self.macs and any(p.mac is None for p in self.lab.ports_on(node)):
@@ -105,8 +104,15 @@ class Provisioner:
             with contextlib.suppress(CommandFailed):  # no NB yet (during `up`): no bindings to make either
                 found = Observer(self.lab, self.backend).dynamic_addresses()[2]
                 self.macs = {p: mac for p, (mac, _) in found.items()}
-        b = self.backend
-        return node_plan(self.lab, node, datapath=b.datapath, services=b.services, install=b.install, macs=self.macs)
+        backend = self.backend
+        return node_plan(
+            self.lab,
+            node,
+            datapath=backend.datapath,
+            services=backend.services,
+            install=backend.install,
+            macs=self.macs,
+        )
 
     def run(
         self, node: str, steps: Sequence[str], *, live: bool = False, on_line: Callable[[str], None] | None = None

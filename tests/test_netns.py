@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from provision.facts import netns_names
 from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure
 
 pytestmark = [
@@ -30,8 +31,7 @@ def _lab(tmp: Path, name: str) -> Path:
 
 
 def _netns() -> list[str]:
-    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
-    return [n["name"] for n in json.loads(out)] if out.strip() else []
+    return netns_names(subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout)
 
 
 @pytest.fixture
