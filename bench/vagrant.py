@@ -44,13 +44,13 @@ def probe(tmp: Path) -> float:
 
 
 def round_trip(config: Path, n: int = 20) -> float:
-    from labgen.orchestrate import open_lab
+    from labgen.lab import open_lab
 
-    _, b = open_lab(config)
+    _, backend = open_lab(config)
     times = []
     for _ in range(n):
         t0 = time.monotonic()
-        assert b.run("ovn-host-01", ["true"]).ok
+        assert backend.run("ovn-host-01", ["true"]).ok
         times.append(time.monotonic() - t0)
     return statistics.median(times)
 

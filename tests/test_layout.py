@@ -100,3 +100,24 @@ def test_the_scan_finds_a_cycle_through_a_function_level_import(tmp_path: Path) 
         ["labgen.box", "labgen.backends.vagrant", "labgen.box"],
         ["labgen.backends.vagrant", "labgen.box", "labgen.backends.vagrant"],
     )
+
+
+def test_bench_and_test_scripts_import_what_exists() -> None:
+    """bench/ and tests/ import labgen and provision by name, often inside functions: a renamed module or
+    function must fail here, not in the middle of a bench run."""
+    import importlib
+
+    for path in sorted([*(ROOT / "bench").glob("*.py"), *(ROOT / "tests").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and not node.level
+                and (node.module or "").split(".")[0]
+                in (
+                    "labgen",
+                    "provision",
+                )
+            ):
+                module = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
