@@ -91,6 +91,12 @@ def setup(c):
 
 
 @task(help={"config": CONFIG_HELP})
+def validate(c, config=CONFIG):
+    """Check lab.toml without starting anything: every problem, one line each with the key and the fix."""
+    call("labgen.load:validate_file", config)
+
+
+@task(help={"config": CONFIG_HELP})
 def doctor(c, config=CONFIG):
     """Check this host for the lab: KVM/TCG, libvirt, vagrant, storage, RAM, box, subnets, leftovers."""
     call("labgen.doctor:doctor", config)
@@ -150,7 +156,7 @@ def graph(c, config=CONFIG, out=None):
 )
 def capture(c, node, geneve=True, port=None, seconds=10, config=CONFIG):
     """Capture packets on NODE into a pcap in the lab's state dir, with a summary showing the geneve header."""
-    call("labgen.workshop.capture:capture", config, node, port=port, seconds=int(seconds))
+    call("labgen.workshop.capture:capture", config, node, port=port, seconds=seconds)
 
 
 @task(positional=["action"], help={"action": "save | restore", "config": CONFIG_HELP})
@@ -166,6 +172,21 @@ def ssh_config(c, config=CONFIG):
 
 
 ns = Collection(
-    up, demo, status, exec_, ssh, teardown, render, box, setup, doctor, check, graph, capture, snapshot, ssh_config
+    up,
+    demo,
+    status,
+    exec_,
+    ssh,
+    teardown,
+    render,
+    box,
+    setup,
+    validate,
+    doctor,
+    check,
+    graph,
+    capture,
+    snapshot,
+    ssh_config,
 )
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))

@@ -28,6 +28,8 @@ def open_lab(config: str | Path, backend: str | None = None) -> tuple[Lab, Backe
     lab = load_lab(config)
     state = LabState(lab)
     saved = state.backend()
+    if backend is not None and backend not in BACKENDS:
+        raise UnknownName("backend", backend, sorted(BACKENDS))
     if saved and backend and backend != saved:
         raise InputError(
             f"lab {lab.name} is up with the {saved} backend",

@@ -111,8 +111,9 @@ class Lab:
         return tuple(p for p in self.ports if p.node == node)
 
     def scoped(self, what: str) -> str:
-        """The host-wide name of one of the lab's objects (namespace, libvirt network, domain, volume)."""
-        return f"{self.name}-{what}"
+        """The host-wide name of one of the lab's objects (namespace, libvirt network, domain, volume).
+        Lab and node names cannot contain '_', so no lab's names can be another lab's."""
+        return f"{self.name}_{what}"
 
     @property
     def state_dir(self) -> Path:
@@ -122,7 +123,7 @@ class Lab:
 
 def lab_of(scoped: str, what: str) -> str | None:
     """The lab a host-wide object name belongs to (the inverse of Lab.scoped), or None."""
-    suffix = f"-{what}"
+    suffix = f"_{what}"
     return scoped[: -len(suffix)] if scoped.endswith(suffix) and len(scoped) > len(suffix) else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -91,3 +92,44 @@ def test_cli_prints_errors_without_traceback(tmp_path: Path) -> None:
 def test_default_lab_is_valid() -> None:
     lab = load_lab(HERE.parent / "lab.toml")
     assert [n.ip for n in lab.nodes] == ["192.168.1.61", "192.168.1.62", "192.168.1.63"]
+
+
+def test_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "lab.toml"
+    os.mkfifo(fifo)  # reading it would hang
+    for path in (fifo, Path("/dev/zero"), tmp_path):  # /dev/zero would fill the memory
+        with pytest.raises(LabInvalid) as e:
+            load_lab(path)
+        assert e.value.lines() in (
+            [f"{path}: (file): is not a regular file; fix: pass --config PATH to a lab.toml"],
+            [f"{path}: (file): cannot read: Is a directory; fix: pass --config PATH to a lab.toml"],
+        )
+
+
+def test_large_and_deep_files_are_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(LabInvalid, match=r"\(file\): is 1048579 bytes, more than a lab.toml needs"):
+        load_lab(big)
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(LabInvalid, match=r"\(syntax\): nested too deeply"):
+        load_lab(deep)
+
+
+def test_at_most_250_nodes() -> None:
+    nodes = {f"n{i}": {"ip": f"10.9.{i // 250}.{i % 250 + 1}", "central": i == 0} for i in range(251)}
+    with pytest.raises(LabInvalid) as e:
+        validate({"underlay": {"subnet": "10.9.0.0/16"}, "nodes": nodes})
+    assert [i.line("lab.toml") for i in e.value.issues] == [
+        "lab.toml: nodes: 251 nodes; fix: a lab has at most 250 nodes"
+    ]
+
+
+def test_validate_task_says_what_the_lab_describes() -> None:
+    r = subprocess.run([sys.executable, "-m", "invoke", "validate"], cwd=HERE.parent, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == (
+        "lab.toml: valid: 3 nodes (ovn-central-01 192.168.1.61 (central), ovn-host-01 192.168.1.62, "
+        "ovn-host-02 192.168.1.63), 1 switch, 3 ports\n"
+    )

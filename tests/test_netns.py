@@ -89,7 +89,7 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
         cli.exec("ovn-host-01", "ip netns add vm9 && ip netns exec vm9 sleep 600 >/dev/null 2>&1 &")
     finally:
         cli("teardown")
-    assert not [n for n in _netns() if n.startswith("t-clean-")]
+    assert not [n for n in _netns() if n.startswith("t-clean_")]
     assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
     assert not (tmp_path / ".lab" / "t-clean").exists()
     left = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout.split()
@@ -158,7 +158,7 @@ def test_central_failure_stops_up_at_once(tmp_path: Path) -> None:
         assert took < 30, f"up took {took:.1f} s to report the failure"
     finally:
         cli("teardown")
-    assert not [n for n in _netns() if n.startswith("t-fail-")]
+    assert not [n for n in _netns() if n.startswith("t-fail_")]
     assert "t-fail" not in Path("/proc/self/mountinfo").read_text()
 
 
@@ -183,7 +183,7 @@ def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
         check_infrastructure(cli, IPS)
     finally:
         cli("teardown")
-    assert not [n for n in _netns() if n.startswith("t-intr-")]
+    assert not [n for n in _netns() if n.startswith("t-intr_")]
 
 
 def test_dynamic_mac_port(tmp_path: Path) -> None:

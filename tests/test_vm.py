@@ -67,8 +67,8 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     (other / "lab.toml").write_text(cli.config.read_text().replace('name = "t-vm"', 'name = "t-vm2"'))
     clash = Cli(other / "lab.toml")("up", "--backend", "vagrant", check=False)
     assert clash.returncode == 1, clash.stdout + clash.stderr
-    assert "overlaps the libvirt network t-vm-underlay (192.168.1.0/24)" in clash.stderr, clash.stderr
-    assert not _libvirt_objects("t-vm2-")
+    assert "overlaps the libvirt network t-vm_underlay (192.168.1.0/24)" in clash.stderr, clash.stderr
+    assert not _libvirt_objects("t-vm2_")
     demo = cli("demo", timeout=600)
     check_demo(cli, demo.stdout)
     again = cli("up", timeout=600).stdout + cli("demo", timeout=600).stdout
@@ -110,8 +110,8 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     check_infrastructure(cli, IPS)
     assert "192.168.1.63/24" in cli.exec("ovn-host-02", "ip -br addr show enp9s0")
     assert cli.exec("ovn-host-01", "systemctl is-enabled openvswitch-switch ovn-host").split() == ["enabled"] * 2
-    assert _libvirt_objects("t-vm-")
+    assert _libvirt_objects("t-vm_")
     # Vagrant's own state lost: teardown still removes every domain, network and volume of the lab
     shutil.rmtree(cli.config.parent / ".lab" / "t-vm" / ".vagrant")
     cli("teardown")
-    assert _libvirt_objects("t-vm-") == []
+    assert _libvirt_objects("t-vm_") == []

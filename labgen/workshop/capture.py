@@ -9,18 +9,21 @@ from pathlib import Path
 from provision.core import prompt
 from provision.facts import underlay_nic
 
-from ..errors import LabError, UnknownName
+from ..errors import InputError, LabError, UnknownName
 from ..lab import node_of, open_up_lab
 from ..observe import Observer
 from ..ui import console
 
 
-def capture(config: str | Path, node: str, *, port: str | None = None, seconds: int = 10) -> Path:
+def capture(config: str | Path, node: str, *, port: str | None = None, seconds: int | str = 10) -> Path:
     """A pcap of the node's geneve traffic on the underlay NIC (default) or of one logical port inside its
     namespace, copied into the lab's state directory, then a tcpdump summary that shows the geneve header."""
+    if not str(seconds).isdigit() or not 1 <= int(seconds) <= 3600:
+        raise InputError(f"--seconds {str(seconds)[:20]!r} is not a capture time", "give whole seconds, 1 to 3600")
+    seconds = int(seconds)
     lab, backend = open_up_lab(config)
     n = lab.node(node_of(lab, node))
-    if port:
+    if port is not None:
         p = next((x for x in lab.ports if x.name == port), None)
         if p is None or p.node != node:
             raise UnknownName("port", port, [x.name for x in lab.ports_on(node)], f" on {node}")
