@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +31,7 @@ class Script:
     def __init__(self, control: Path, *phases: str):
         self.answers: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
         self.calls: list[tuple[str, tuple[str, ...]]] = []
+        self.times: list[float] = []  # when each call came, for tests of the order
         self.unknown: list[tuple[str, tuple[str, ...]]] = []
         self.probes: list[Probe] = []
         self.created = 0
@@ -47,6 +49,10 @@ class Script:
     def answer(self, node: str, argv: Sequence[str], rc: int = 0, stdout: str = "", stderr: str = "") -> None:
         """Replace the recorded answers of one command (a fault the recording does not have)."""
         self.answers[(node, tuple(argv))] = [{"rc": rc, "stdout": stdout, "stderr": stderr}]
+
+    def first(self, node: str, argv0: str) -> float:
+        """When `node` first got a command starting with `argv0`."""
+        return next(t for (n, argv), t in zip(self.calls, self.times, strict=True) if n == node and argv[0] == argv0)
 
     def stdout(self, node: str, argv: Sequence[str]) -> str:
         return str(self.answers[(node, tuple(argv))][-1]["stdout"])
@@ -71,6 +77,7 @@ class Script:
     def run(self, node: str, argv: Sequence[str]) -> Result:
         key = (node, tuple(argv))
         self.calls.append(key)
+        self.times.append(time.monotonic())
         seq = self.answers.get(key)
         if not seq:
             self.unknown.append(key)

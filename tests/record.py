@@ -90,6 +90,8 @@ FAULTS: dict[str, list[tuple[str, str]]] = {
     "mtu": [("ovn-host-01", "ip link set eth0 mtu 1500")],
     "dhcp-keys": [("ovn-central-01", f"ovn-nbctl dhcp-options-set-options {UUID} lease_time=3600 router=10.0.0.1")],
     "lsp": [("ovn-central-01", "ovn-nbctl lsp-del port2")],
+    # running, but pointed at a port where no SB listens (loopback inside the node: nothing leaves the lab)
+    "controller-unreachable": [("ovn-host-02", "ovs-vsctl set open . external_ids:ovn-remote=tcp:127.0.0.1:6643")],
     "controller-dead": [
         ("ovn-host-02", "kill $(cat /run/ovn/ovn-controller.pid); sleep 0.5"),
         ("ovn-central-01", "ovn-sbctl chassis-del ovn-host-02"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +103,29 @@ def test_gate_timeout_names_node_condition_and_shows_the_dump(lab: tuple[Path, S
     assert "Chassis ovn-host-01" in e.value.evidence  # the real `ovn-sbctl show` output, recorded
 
 
+def test_the_encap_gate_wants_the_nodes_own_ip(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    script.load("up")
+    rows = json.loads(script.stdout(CENTRAL, ENCAPS))
+    for r in rows["data"]:
+        if r[0] == HOST1:
+            r[1] = "10.99.0.2"  # registered, but with another address (the wrong-encap-ip exercise)
+    script.answer(CENTRAL, ENCAPS, stdout=json.dumps(rows))
+    with pytest.raises(GateTimeout) as e:
+        up(config, "fake")
+    assert e.value.observed == "Encap of ovn-host-01: geneve 10.99.0.2, want geneve 192.168.1.62"
+
+
+def test_a_failed_controller_step_shows_the_lab(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    script.load("up")
+    script.fail_step(HOST2, "controller")
+    with pytest.raises(StageFailed) as e:
+        up(config, "fake")
+    assert e.value.message == "ovn-host-02: provisioning step controller failed (exit 1)"
+    assert "what the lab shows now:\novn-host-02 # ovs-vsctl show" in e.value.evidence
+
+
 def test_preflight_failure_creates_nothing(lab: tuple[Path, Script]) -> None:
     config, script = lab
     script.probes = [
@@ -141,10 +165,14 @@ def test_demo_step_runs_every_section_in_turn(lab: tuple[Path, Script], monkeypa
     config, script = lab
     is_up(config)
     script.load("demo")
-    asked: list[str] = []
-    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(prompt) or "")
+    asked: list[float] = []
+    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(time.monotonic()) or "")
     demo(config, step=True, transcript=config.parent / "handout.md")
     assert len(asked) == 5
+    # nothing of a section runs before the trainer pressed Enter for it
+    assert script.first(CENTRAL, "ovn-trace") > asked[1]
+    sbshow = next(t for (n, a), t in zip(script.calls, script.times, strict=True) if a == ("ovn-sbctl", "show"))
+    assert sbshow > asked[2]
     logical = batches(script, CENTRAL, ["logical"])[0]
     binds = [batches(script, h, ["bind"])[0] for h in (HOST1, HOST2)]
     assert all(b["start"] >= logical["end"] for b in binds)
@@ -204,7 +232,8 @@ def test_wait_for_times_out_with_the_last_observation_and_the_dump(monkeypatch: 
     assert e.value.evidence.startswith("n1 # ovs-vsctl show") and "after 1 s" in e.value.message
 
 
-def test_wait_for_gives_up_when_told() -> None:
+def test_wait_for_gives_up_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gates, "SCALE", 0.01)  # broken, it would time out: fast
     with pytest.raises(GaveUp, match="n2: stopped waiting for the SB"):
         gates.wait_for("n2", "the SB", lambda: (False, "no"), lambda: "", 60, lambda: True)
 
@@ -224,6 +253,7 @@ DIAGNOSES = {
     "fault-mtu": ({"mtu"}, "full-size frames do not cross the geneve tunnel"),
     "fault-dhcp-keys": ({"dhcp_keys"}, "DHCP options of port1 lack server_id, server_mac"),
     "fault-lsp": ({"lsp"}, "logical port port2 is missing"),
+    "fault-controller-unreachable": ({"controller"}, "ovn-controller is not connected to the SB database"),
     "fault-controller-dead": ({"controller", "chassis", "tunnels", "unbound"}, "no Chassis/Encap row in the SB"),
 }
 
@@ -243,6 +273,18 @@ def test_every_diagnosis_from_recorded_facts(lab: tuple[Path, Script], phase: st
     assert {f.code for f in bad} == codes, bad
     assert any(text in f.what for f in bad), [f.what for f in bad]
     assert all(f.why for f in bad)
+
+
+def test_a_port_referring_to_no_dhcp_options_row(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    argv = list(FACTS["nb_dhcp"].argv(""))  # type: ignore[misc]
+    rows = json.loads(script.stdout(CENTRAL, argv))
+    rows["data"] = []  # the row the ports refer to is gone
+    script.answer(CENTRAL, argv, stdout=json.dumps(rows))
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
+    assert [f.what for f in bad] == [f"dhcpv4_options not set on port{i}" for i in (1, 2, 3)]
 
 
 def test_a_healthy_lab_passes_every_check(lab: tuple[Path, Script]) -> None:
@@ -294,6 +336,15 @@ def test_exercise_needs_a_healthy_lab_and_a_known_name(lab: tuple[Path, Script])
         exercises.start(config, "wrong-mc")
 
 
+def test_an_old_state_dir_is_made_private(lab: tuple[Path, Script]) -> None:
+    config, _ = lab
+    state = LabState(load_lab(config))
+    state.dir.mkdir(parents=True, mode=0o755)
+    state.dir.chmod(0o755)  # as versions before 0700 made it
+    state.remember("fake")
+    assert state.dir.stat().st_mode & 0o777 == 0o700 and state.dir.parent.stat().st_mode & 0o777 == 0o700
+
+
 def test_exercise_check_says_solved_once_the_lab_is_healthy(lab: tuple[Path, Script]) -> None:
     config, script = lab
     is_up(config)
@@ -318,6 +369,22 @@ def test_doctor_fails_only_on_the_labs_own_backend(lab: tuple[Path, Script], mon
     script.probes.append(Probe("libvirt", lambda: "cannot connect", "start libvirtd"))
     assert not doctor(config)
     assert "fail fake: libvirt" in (out := capsys.readouterr().out) and "fix: start libvirtd" in out
+
+
+class OtherFake(FakeBackend):
+    name = "other"
+
+    def probes(self) -> list[Probe]:
+        return [Probe("libvirt", lambda: "cannot connect", "start libvirtd")]
+
+
+def test_doctor_only_warns_about_other_backends(lab: tuple[Path, Script], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    config, _ = lab
+    for name in ("netns", "vagrant"):
+        monkeypatch.delitem(BACKENDS, name)
+    monkeypatch.setitem(BACKENDS, "other", "tests.test_fake:OtherFake")
+    assert doctor(config)
+    assert "warn other: libvirt" in capsys.readouterr().out
 
 
 # -- the tasks, through invoke's MockContext ---------------------------------------------------------------
