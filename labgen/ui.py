@@ -24,8 +24,11 @@ def progress(text: str) -> None:
 
 @contextmanager
 def step(title: str) -> Iterator[None]:
-    """Show a stage with a live elapsed time; a slow TCG stage stays visibly alive."""
+    """Show a stage with a live elapsed time; a slow TCG stage stays visibly alive. Where the output is no
+    terminal (a trainer's log), a line when the stage starts stands for the spinner."""
     t0 = time.monotonic()
+    if not console.is_terminal:
+        console.print(f"… {title}", markup=False)
     detail = [""]
     done = threading.Event()
     with console.status(f"{title} ...") as status:

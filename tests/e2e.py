@@ -76,7 +76,8 @@ def check_infrastructure(cli: Cli, ips: dict[str, str]) -> None:
             f'ovn-remote="tcp:{ips[central]}:6642"',
         ):
             assert want in ids, ids
-    assert ":6642" in cli.exec(central, "ss -tln")
+    listening = [ln.split()[3] for ln in cli.exec(central, "ss -Htln").splitlines() if ":6642" in ln]
+    assert listening == [f"{ips[central]}:6642"], listening  # the SB on the underlay address only
 
 
 def check_demo(cli: Cli, demo_output: str) -> None:

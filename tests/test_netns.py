@@ -201,3 +201,32 @@ def test_dynamic_mac_port(tmp_path: Path) -> None:
         assert cli("check").returncode == 0
     finally:
         cli("teardown")
+
+
+def test_a_checkout_at_a_hostile_path_works_and_runs_nothing(tmp_path: Path) -> None:
+    """No path reaches a shell string: from a checkout at `ws $(touch PWNED)` the lab comes up, and
+    teardown finds its mounts (mountinfo writes the space as \\040)."""
+    ws = tmp_path / "ws $(touch PWNED)"
+    shutil.copytree(ROOT, ws, ignore=shutil.ignore_patterns(".git", ".lab", "__pycache__", ".*_cache", "results"))
+    (ws / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', 'name = "t-path"'))
+
+    def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "invoke", *args]
+        return subprocess.run(argv, cwd=ws, capture_output=True, text=True, timeout=300)
+
+    try:
+        r = invoke("up", "--backend", "netns")
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = invoke("demo")
+        assert r.returncode == 0 and "vm3=10.0.0.13" in r.stdout, r.stdout + r.stderr
+        out = invoke("ssh-config").stdout
+        (tmp_path / "cfg").write_text(out)
+        ssh = subprocess.run(
+            ["ssh", "-F", str(tmp_path / "cfg"), "ovn-host-01", "hostname"], capture_output=True, text=True, timeout=60
+        )
+        assert ssh.stdout == "ovn-host-01\n", ssh
+    finally:
+        invoke("teardown")
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists() and not Path("PWNED").exists()
+    assert "t-path" not in Path("/proc/self/mountinfo").read_text()
+    assert not [n for n in _netns() if n.startswith("t-path_")]

@@ -52,3 +52,15 @@ def test_accelerator_choice() -> None:
     )
     no_dev = choose_accel("auto", {"vmx"}, False)
     assert (no_dev.driver, no_dev.reason.split(": ")[-1]) == ("qemu", "/dev/kvm is not usable")
+
+
+def test_ssh_control_sockets_live_in_a_directory_only_the_user_enters(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from labgen.backends.vagrant import control_dir
+    from labgen.errors import BackendFailed
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    d = control_dir()
+    assert d == tmp_path / "ovn-lab" and d.stat().st_mode & 0o777 == 0o700
+    d.chmod(0o755)  # someone opened it up: no socket goes there
+    with pytest.raises(BackendFailed, match="is not a directory only you can enter"):
+        control_dir()

@@ -130,9 +130,13 @@ def test_central_fresh_and_done() -> None:
         "systemctl enable --now ovn-central",
         "wait: the NB database answers",
         "wait: the SB database answers",
-        "ovn-sbctl set-connection ptcp:6642",
+        "ovn-sbctl set-connection ptcp:6642:192.168.1.61",
     ]
-    done = ops("central", plan, {"unit:ovn-central": {"enabled": True, "active": True}, "sb_connection": ["ptcp:6642"]})
+    done = ops(
+        "central",
+        plan,
+        {"unit:ovn-central": {"enabled": True, "active": True}, "sb_connection": ["ptcp:6642:192.168.1.61"]},
+    )
     assert changes(done) == []
 
 

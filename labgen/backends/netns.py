@@ -23,7 +23,7 @@ from provision.facts import netns_names
 from ..errors import BackendFailed
 from ..model import Lab, Node, lab_of
 from .base import Backend, Log, Probe
-from .procs import is_mount, ns_inode, pids_in, stop
+from .procs import is_mount, ns_inode, pidfile_pids, pids_in, stop
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
 PRIVATE = {
@@ -35,6 +35,8 @@ PRIVATE = {
     "/var/lib/ovn": "lib-ovn",
     "/var/lib/dhcp": "lib-dhcp",
 }
+# the node's hostname, then (source, target) pairs to bind-mount, all as arguments: no value in the script
+BIND_SCRIPT = 'hostname "$1" && shift && while [ $# -gt 1 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done'
 PYTHON = "/usr/bin/python3"  # the distribution's python3, as a VM guest would have
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +46,11 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and r.returncode:
         raise BackendFailed(f"{' '.join(argv)} failed: {r.stderr.strip()}")
     return r
+
+
+def _quoted(path: Path) -> str:
+    """A path as an ssh_config or sshd_config value: quoted, so a space does not end it."""
+    return f'"{path}"'
 
 
 class NetnsBackend(Backend):
@@ -147,11 +154,12 @@ class NetnsBackend(Backend):
         ).write_text("")
         mnt.touch()
         uts.touch()
-        binds = [f"mount --bind {d / sub} {target}" for target, sub in PRIVATE.items()]
-        binds.append(f"mount --bind {d / 'resolv.conf'} /etc/resolv.conf")
-        script = " && ".join([f"hostname {node}", *binds])
+        pairs = [(str(d / sub), target) for target, sub in PRIVATE.items()]
+        pairs.append((str(d / "resolv.conf"), "/etc/resolv.conf"))
         log(f"unshare --mount --uts   # {node}: own hostname, /run, /var/log, OVS/OVN/dhcp dirs")
-        _sh("unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", "sh", "-c", script)
+        # one shell for all the mounts, its values as arguments: a path with a space or $(...) stays a path
+        argv = ["sh", "-c", BIND_SCRIPT, "sh", node, *(p for pair in pairs for p in pair)]
+        _sh("unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", *argv)
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
         return [
@@ -187,7 +195,7 @@ class NetnsBackend(Backend):
                 _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {self.lab.name}", "-f", str(d / key))
         shutil.copy(d / "id_ed25519.pub", d / "authorized_keys")
         (d / "sshd_config").write_text(
-            f"HostKey {d / 'host_ed25519'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+            f"HostKey {_quoted(d / 'host_ed25519')}\nAuthorizedKeysFile {_quoted(d / 'authorized_keys')}\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "UsePAM no\nStrictModes no\nPrintMotd no\nPidFile none\nSubsystem sftp internal-sftp\n"
         )
@@ -195,12 +203,13 @@ class NetnsBackend(Backend):
         known = "".join(f"{self.netns(n)} {' '.join(host_key)}\n" for n in self.lab.node_names)
         (d / "known_hosts").write_text(known)
         blocks = []
+        serve = ["sh", "-c", 'mkdir -p /run/sshd && exec "$0" -i -f "$1"', sshd, str(d / "sshd_config")]
         for n in self.lab.node_names:
-            serve = f"mkdir -p /run/sshd && exec {sshd} -i -f {d / 'sshd_config'}"
-            enter = shlex.join(self.node_argv(n, ["sh", "-c", serve]))
+            # ssh runs ProxyCommand with the user's shell (shlex quotes) after expanding %-tokens (%%)
+            enter = shlex.join(self.node_argv(n, serve)).replace("%", "%%")
             blocks.append(
-                f"Host {n}\n  User root\n  IdentityFile {d / 'id_ed25519'}\n  IdentitiesOnly yes\n"
-                f"  HostKeyAlias {self.netns(n)}\n  UserKnownHostsFile {d / 'known_hosts'}\n"
+                f"Host {n}\n  User root\n  IdentityFile {_quoted(d / 'id_ed25519')}\n  IdentitiesOnly yes\n"
+                f"  HostKeyAlias {self.netns(n)}\n  UserKnownHostsFile {_quoted(d / 'known_hosts')}\n"
                 f"  StrictHostKeyChecking yes\n  LogLevel ERROR\n  ProxyCommand {enter}\n"
             )
         return "\n".join(blocks)
@@ -232,21 +241,16 @@ class NetnsBackend(Backend):
     def destroy(self, log: Log) -> None:
         # Stop daemons by pidfile first (clean exits), then every process left in a node's UTS or network
         # namespace: that catches what a trainee started by hand (a `dhclient --no-pid`), and only that.
+        # A pid is signalled only once proven the lab's: it runs in the node's UTS or network namespace (a
+        # pidfile alone proves nothing: `-1` means every process, a stale pid someone else's).
         nodes = self.state.known_nodes()
         for node in nodes:
-            pids = []
-            for pf in sorted((self.node_dir(node) / "run").rglob("*.pid")):
-                try:
-                    pids.append(int(pf.read_text().strip()))
-                except (OSError, ValueError):
-                    continue
-            inodes = {
-                i for i in (ns_inode(self.nsdir / f"{node}.uts"), ns_inode(Path(f"/run/netns/{self.netns(node)}"))) if i
-            }
-            pids += pids_in(inodes)
-            if pids:
-                log(f"{node}: stopping {len(set(pids))} processes")
-                stop(sorted(set(pids)))
+            uts, net = ns_inode(self.nsdir / f"{node}.uts"), ns_inode(Path(f"/run/netns/{self.netns(node)}"))
+            proven = pids_in({i for i in (uts, net) if i})
+            daemons = [p for p in pidfile_pids(self.node_dir(node) / "run") if p in proven]
+            if proven:
+                log(f"{node}: stopping {len(proven)} processes")
+                stop(daemons + sorted(set(proven) - set(daemons)))
             for f in (self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"):
                 if is_mount(f):
                     _sh("umount", str(f))

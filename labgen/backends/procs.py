@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -16,7 +17,25 @@ def is_mount(path: Path) -> bool:
     """Is `path` a mount point of this mount namespace (a bind-mounted namespace file, the ns dir)?"""
     target = str(path)
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
+        return any(unescape(line.split()[4]) == target for line in f)
+
+
+def unescape(field: str) -> str:
+    """A path as /proc/self/mountinfo writes it: space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def pidfile_pids(run: Path) -> list[int]:
+    """The pids in the pidfiles below `run`: only hints, each still to be proven (see pids_in)."""
+    pids = []
+    for pf in sorted(run.rglob("*.pid")):
+        try:
+            pid = int(pf.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid > 0:
+            pids.append(pid)
+    return pids
 
 
 def ns_inode(path: Path) -> int | None:

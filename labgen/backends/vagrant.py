@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -138,9 +139,9 @@ class VagrantBackend(Backend):
     def write_ssh_config(self) -> None:
         text = self.vagrant().ssh_config()
         # one master connection per VM: a command then costs one round trip, not a handshake
-        control = f"/tmp/ovn-lab-{os.getuid()}-%C"
+        control = control_dir() / "%C"
         extra = (
-            f"Host *\n  ControlMaster auto\n  ControlPath {control}\n  ControlPersist 10m\n"
+            f'Host *\n  ControlMaster auto\n  ControlPath "{control}"\n  ControlPersist 10m\n'
             # a VM that reboots or stops must fail a command in seconds, not hang it: bounded connect
             # (a booting guest drops SYNs, and their retries stretch past a minute) and a dead-peer check
             "  LogLevel ERROR\n  ConnectTimeout 10\n  ServerAliveInterval 5\n  ServerAliveCountMax 3\n\n"
@@ -237,6 +238,18 @@ class VagrantBackend(Backend):
         for name in libvirt.drop_box_volumes(box):
             log(f"removed box volume {name}")
         log(f"removed box {box}")
+
+
+def control_dir() -> Path:
+    """Where ssh keeps its master sockets: a directory only this user may enter. In /tmp itself another
+    user could create the socket's name first, or use it."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    d = Path(runtime) / "ovn-lab" if runtime and os.path.isdir(runtime) else Path(f"/tmp/ovn-lab-{os.getuid()}")
+    d.mkdir(mode=0o700, exist_ok=True)
+    st = d.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+        raise BackendFailed(f"{d} is not a directory only you can enter", f"remove it (rm -rf {d}) and try again")
+    return d
 
 
 def _watch_vagrant_log(log: Path, stop: threading.Event) -> None:

@@ -51,12 +51,14 @@ def ovs(plan: Plan, facts: FactMap) -> Iterator[Op]:
 
 
 def central(plan: Plan, facts: FactMap) -> Iterator[Op]:
-    """Step 2: NB/SB databases + ovn-northd; the SB listens on 6642 for the chassis."""
+    """Step 2: NB/SB databases + ovn-northd; the SB listens on 6642 for the chassis, on the underlay
+    address only (not on every address of the node)."""
     yield from services.start_central(plan, facts)
-    if facts["sb_connection"] == ["ptcp:6642"]:
-        yield Noop("the SB database listens on ptcp:6642")
+    listen = f"ptcp:6642:{plan['central_ip']}"
+    if facts["sb_connection"] == [listen]:
+        yield Noop(f"the SB database listens on {listen}")
     else:
-        yield cmd("ovn-sbctl", "set-connection", "ptcp:6642")
+        yield cmd("ovn-sbctl", "set-connection", listen)
 
 
 def chassis(plan: Plan, facts: FactMap) -> Iterator[Op]:
