@@ -277,5 +277,18 @@ def pid_alive(pidfile: str) -> bool:
     return running(pid)
 
 
+def pid_of(pidfile: str) -> int | None:
+    """The running process a pidfile names, proven by its command line naming that pidfile (a pid left
+    in a stale pidfile may be anyone's by now); else None."""
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if running(pid) and pidfile.encode() in argv else None
+
+
 def exists(path: str) -> bool:
     return os.path.exists(path)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from .core import Fact, exists, pid_alive
+from .core import Fact, exists, pid_alive, pid_of
 
 DAEMON_PIDFILES = {
     "ovsdb-server": "/run/openvswitch/ovsdb-server.pid",
@@ -98,6 +98,7 @@ FACTS: dict[str, Fact] = {
     "exists": Fact(None, read=exists),
     "file": Fact(None, read=read_text),
     "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
+    "pid_of": Fact(None, read=pid_of),  # the process a pidfile names, proven (a dhclient)
     "unit": Fact(None, read=unit_state),
     # ovs (local)
     "ovs_ids": Fact(

@@ -38,10 +38,15 @@ _calls: list[tuple[str, list[str], Result]] | None = None
 _real_run = NetnsBackend.run
 
 
+PROVISIONER = "<provisioner>"  # the provisioner's argv prefix holds this checkout's path: the fake's is this
+
+
 def _recording_run(self: NetnsBackend, node: str, argv: Any, **kw: Any) -> Result:
     r = _real_run(self, node, argv, **kw)
     if _calls is not None:
-        _calls.append((node, list(argv), r))
+        prefix = self.provisioner(node)
+        argv = [PROVISIONER, *argv[len(prefix) :]] if list(argv[: len(prefix)]) == prefix else list(argv)
+        _calls.append((node, argv, r))
     return r
 
 

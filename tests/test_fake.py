@@ -245,7 +245,7 @@ DIAGNOSES = {
         "port1 in vm1 has MAC c0:ff:ee:00:00:99, the logical port expects c0:ff:ee:00:00:11",
     ),
     "exercise-no-dhcp-options": ({"dhcpv4_options"}, "dhcpv4_options not set on port2"),
-    "exercise-controller-stopped": ({"controller"}, "ovn-controller is not connected to the SB database"),
+    "exercise-controller-stopped": ({"controller"}, "ovn-controller is not running on ovn-host-02"),
     "exercise-wrong-encap-ip": ({"encap", "tunnels"}, "encap IP is 10.99.0.2, expected 192.168.1.62"),
     "exercise-port-not-bound": ({"unbound"}, "port3 is not bound on ovn-host-02"),
     "fault-lease": ({"lease"}, "vm2 has no lease for 10.0.0.12"),
@@ -253,7 +253,7 @@ DIAGNOSES = {
     "fault-mtu": ({"mtu"}, "full-size frames do not cross the geneve tunnel"),
     "fault-dhcp-keys": ({"dhcp_keys"}, "DHCP options of port1 lack server_id, server_mac"),
     "fault-lsp": ({"lsp"}, "logical port port2 is missing"),
-    "fault-controller-unreachable": ({"controller"}, "ovn-controller is not connected to the SB database"),
+    "fault-controller-unreachable": ({"controller"}, "ovn-controller on ovn-host-02 is not connected to the SB"),
     "fault-controller-dead": ({"controller", "chassis", "tunnels", "unbound"}, "no Chassis/Encap row in the SB"),
 }
 
@@ -294,7 +294,7 @@ def test_a_healthy_lab_passes_every_check(lab: tuple[Path, Script]) -> None:
     found = run_checks(*open_up_lab(config))
     assert all(f.ok for f in found)
     assert "1500-byte frames cross the tunnel (vm1 -> vm3)" in [f.what for f in found]
-    assert len(found) == 16  # 3 nodes x (controller, chassis, tunnels), 3 ports x (bound, lease), MTU
+    assert len(found) == 19  # 3 nodes x (daemons, controller, chassis, tunnels), 3 ports x (bound, lease), MTU
 
 
 def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
@@ -428,7 +428,7 @@ def test_task_check_with_problems_exits_1(lab: tuple[Path, Script], capsys) -> N
     script.load("fault-lease")
     with pytest.raises(SystemExit) as e:
         tasks.check(MockContext(), config=str(config))
-    assert e.value.code == 1 and "14 ok, 1 problem" in capsys.readouterr().out
+    assert e.value.code == 1 and "17 ok, 1 problem" in capsys.readouterr().out
 
 
 def test_task_bug_shows_its_traceback(lab: tuple[Path, Script], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -367,9 +367,34 @@ def test_bind_fresh_and_done() -> None:
                 {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
                 {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": ["UP"], "addr_info": []},
             ],
+            "addrs": LINKS_FRESH,  # port3 is not (also) in the node's own namespace
         },
     )
     assert changes(done) == []
+
+
+def test_bind_replaces_the_orphan_left_by_a_vswitchd_restart() -> None:
+    """On the userspace datapath a restarted ovs-vswitchd makes each internal port anew in the node's own
+    namespace; the one in the VM's namespace has no carrier any more."""
+    stale = {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": ["NO-CARRIER", "UP"], "addr_info": []}
+    facts = {
+        "netns": ["vm3"],
+        "interfaces": {
+            "port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}
+        },
+        "ns_addrs:vm3": [
+            {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+            stale,
+        ],
+        "addrs": [*LINKS_FRESH, {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": [], "addr_info": []}],
+    }
+    assert ops("bind", plan_for("ovn-host-02"), facts)[2:] == [
+        "ip -n vm3 link del port3",
+        "wait: port3 appears on this node",
+        "ip link set port3 netns vm3",
+        "ip -n vm3 link set port3 up",
+        ": ok, vm3 lo has 127.0.0.1/8",
+    ]
 
 
 def test_bind_corrects_a_wrong_mac_in_the_namespace() -> None:
@@ -382,6 +407,7 @@ def test_bind_corrects_a_wrong_mac_in_the_namespace() -> None:
             {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
             {"ifname": "port3", "address": "c0:ff:ee:00:00:99", "flags": ["UP"], "addr_info": []},
         ],
+        "addrs": LINKS_FRESH,
     }
     assert changes(ops("bind", plan_for("ovn-host-02"), facts)) == [
         "ip -n vm3 link set port3 address c0:ff:ee:00:00:13"
@@ -390,13 +416,20 @@ def test_bind_corrects_a_wrong_mac_in_the_namespace() -> None:
 
 def test_dhcp_fresh_and_done() -> None:
     plan = plan_for("ovn-host-02")
-    fresh = ops("dhcp", plan, {"ns_addrs:vm3": []})  # no address held: whether dhclient runs is not read
+    fresh = ops("dhcp", plan, {"ns_addrs:vm3": [], "pid_of:/run/dhclient-vm3.pid": None})
     assert fresh[0] == (
         "ip netns exec vm3 dhclient -v -i -1 -lf /var/lib/dhcp/dhclient-vm3.leases -pf /run/dhclient-vm3.pid port3"
     )
     held = [{"ifname": "port3", "addr_info": [{"family": "inet", "local": "10.0.0.13", "prefixlen": 24}]}]
-    done = ops("dhcp", plan, {"ns_addrs:vm3": held, "pid_alive:/run/dhclient-vm3.pid": True})
+    done = ops("dhcp", plan, {"ns_addrs:vm3": held, "pid_of:/run/dhclient-vm3.pid": 4242})
     assert [ln for ln in done if "dhclient" in ln] == [": ok, vm3 holds 10.0.0.13/24 (dhclient running)"]
+    # the port was made anew (bind after a vswitchd restart): its old dhclient goes first, one per port
+    again = ops("dhcp", plan, {"ns_addrs:vm3": [], "pid_of:/run/dhclient-vm3.pid": 4242})
+    assert again[:3] == [
+        "kill 4242",
+        "wait: the old dhclient of vm3 ended",
+        "ip netns exec vm3 dhclient -v -i -1 -lf /var/lib/dhcp/dhclient-vm3.leases -pf /run/dhclient-vm3.pid port3",
+    ]
 
 
 def test_install_missing_packages() -> None:
@@ -432,6 +465,7 @@ FRESH: dict[str, Any] = {
     "exists": False,
     "file": None,
     "pid_alive": False,
+    "pid_of": None,
     "unit": {"enabled": False, "active": False},
     "ovs_ids": {},
     "bridges": {},

@@ -45,7 +45,7 @@ def test_exercise_is_diagnosed_and_solved(cli: Cli, name: str) -> None:
     want = {
         "wrong-mac": "has MAC c0:ff:ee:00:00:99, the logical port expects c0:ff:ee:00:00:11",
         "no-dhcp-options": "dhcpv4_options not set on port2",
-        "controller-stopped": "ovn-host-02     ovn-controller is not connected",
+        "controller-stopped": "ovn-host-02     ovn-controller is not running on ovn-host-02",
         "wrong-encap-ip": "encap IP is 10.99.0.2, expected 192.168.1.62",
         "port-not-bound": "port3 is not bound on ovn-host-02",
     }[name]

@@ -7,10 +7,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..backends.base import Backend
 from ..demo import demo
 from ..errors import InputError, LabError
+from ..gates import wait_for
 from ..lab import open_up_lab, teardown
+from ..model import Lab
 from ..observe import Observer
+from ..provisioner import each
 from ..ui import console
 from ..up import up
 
@@ -36,6 +40,7 @@ def snapshot(config: str | Path, action: str) -> None:
             raise LabError("no snapshot saved", "invoke snapshot save")
         if backend.freezes:
             backend.restore_snapshot(NAME)
+            each(lab.node_names, lambda node: answers(lab, backend, node))
         else:
             teardown(config)
             up(config, backend.name)
@@ -43,3 +48,13 @@ def snapshot(config: str | Path, action: str) -> None:
                 demo(config)
             backend.state.save_snapshot(saved)  # teardown removed it with the state
     console.print(f"snapshot {action} done in {time.monotonic() - t0:.1f} s")
+
+
+def answers(lab: Lab, backend: Backend, node: str) -> None:
+    """A restored VM resumes with its old TCP state: the first ssh after it may fail. Proven, not assumed."""
+
+    def probe() -> tuple[bool, str]:
+        r = backend.run(node, ["true"], timeout=20)
+        return r.ok, (r.stderr.strip() or f"exit {r.rc}")[-200:]
+
+    wait_for(node, "a command to run after the restore", probe, Observer(lab, backend).dump(node), 60)

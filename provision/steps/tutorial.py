@@ -127,6 +127,11 @@ def bind(plan: Plan, facts: FactMap) -> Iterator[Op]:
                 *(f"external_ids:{k}={v}" for k, v in want_ids.items()),
             )
         in_ns = link(facts[f"ns_addrs:{ns}"], ifname=port)
+        if in_ns is not None and link(facts["addrs"], ifname=port) is not None:
+            # ovs-vswitchd restarted (userspace datapath): it made the port anew here, and the one in the
+            # namespace is an orphan with no carrier
+            yield cmd("ip", "-n", ns, "link", "del", port)
+            in_ns = None
         if in_ns is None:
             yield Wait(f"{port} appears on this node", ("ip", "link", "show", port), 10)
             yield cmd("ip", "link", "set", port, "netns", ns)
@@ -147,6 +152,10 @@ def bind(plan: Plan, facts: FactMap) -> Iterator[Op]:
             yield cmd("ip", "-n", ns, "link", "set", "lo", "up")
 
 
+# running means not yet reaped either: a zombie still counts as gone
+PID_GONE = '! grep -qs "^State:[[:space:]]*[^ZX]" "/proc/$1/status"'
+
+
 def dhclient_files(ns: str) -> tuple[str, str]:
     """Per-namespace pid and lease files, so one dhclient per port and the node's own lease file untouched."""
     return f"/run/dhclient-{ns}.pid", f"/var/lib/dhcp/dhclient-{ns}.leases"
@@ -158,9 +167,13 @@ def dhcp(plan: Plan, facts: FactMap) -> Iterator[Op]:
         port, ns = b["port"], b["netns"]
         pidfile, leases = dhclient_files(ns)
         held = addr_of(facts[f"ns_addrs:{ns}"], port)
-        if held and facts[f"pid_alive:{pidfile}"]:
+        pid = facts[f"pid_of:{pidfile}"]
+        if held and pid:
             yield Noop(f"{ns} holds {', '.join(held)} (dhclient running)")
             continue
+        if pid:  # it serves a port that is gone (made anew by bind): one dhclient per port
+            yield cmd("kill", str(pid))
+            yield Wait(f"the old dhclient of {ns} ended", ("sh", "-c", PID_GONE, "sh", str(pid)), 10)
         yield cmd(
             "ip", "netns", "exec", ns, "dhclient", "-v", "-i", "-1", "-lf", leases, "-pf", pidfile, port, timeout=90
         )

@@ -1,0 +1,126 @@
+"""The logical layer as `invoke check` sees it: the demo's switches, ports and DHCP options in the NB,
+each port bound on its chassis, in its namespace, with its MAC and its lease; and full-size frames
+across the tunnel."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from provision.facts import addr_of, link
+
+from ..backends.base import Backend
+from ..model import DHCP_REQUIRED, Lab, Port
+from ..observe import Observer
+from .findings import Finding, guarded, ok, problem
+
+
+def logical(lab: Lab, backend: Backend) -> list[Finding]:
+    observe = Observer(lab, backend)
+    central = lab.central.name
+    switches = {s["name"] for s in observe.fact(central, "nb_switches")}
+    if not any(s.name in switches for s in lab.switches):
+        return [ok(central, "no logical switch yet (run `invoke demo`, or the tutorial's steps 4-5)")]
+    found: list[Finding] = []
+    dhcp = {r["_uuid"]: r for r in observe.fact(central, "nb_dhcp")}
+    ports = {r["name"]: r for r in observe.fact(central, "nb_ports")}
+    chassis = {r["_uuid"]: r["name"] for r in observe.fact(central, "sb_chassis")}
+    bindings = {r["logical_port"]: r for r in observe.fact(central, "sb_bindings")}
+    for p in lab.ports:
+        lsp = ports.get(p.name)
+        if lsp is None:
+            found.append(problem("lsp", central, f"logical port {p.name} is missing", "ovn-nbctl lsp-add ..."))
+            continue
+        opts = lsp["dhcpv4_options"]
+        if not opts or opts not in dhcp:
+            why = (
+                "OVN only answers DHCP for ports that reference a DHCP_Options row: "
+                f"ovn-nbctl lsp-set-dhcpv4-options {p.name} $CIDR_UUID"
+            )
+            seen = f"{p.name} dhcpv4_options: {opts or '[]'}"
+            found.append(problem("dhcpv4_options", central, f"dhcpv4_options not set on {p.name}", why, seen))
+        elif missing := [k for k in DHCP_REQUIRED if k not in dhcp[opts]["options"]]:
+            why = f"OVN needs {', '.join(DHCP_REQUIRED)} to answer at all"
+            what = f"DHCP options of {p.name} lack {', '.join(missing)}"
+            found.append(problem("dhcp_keys", central, what, why, f"options: {dhcp[opts]['options']}"))
+        dyn = lsp.get("dynamic_addresses")
+        mac = p.mac or (dyn.split()[0] if isinstance(dyn, str) and dyn else None)
+        ip = dyn.split()[1] if isinstance(dyn, str) and len(dyn.split()) > 1 else None
+        binding = partial(_binding, lab, observe, p, mac, ip, bindings.get(p.name), chassis)
+        found += guarded(p.node, f"{p.name}'s binding", binding)
+    return found
+
+
+def _binding(
+    lab: Lab,
+    observe: Observer,
+    port: Port,
+    mac: str | None,
+    ip: str | None,
+    pb: dict[str, Any] | None,
+    chassis: dict[str, str],
+) -> list[Finding]:
+    name, node, ns = port.name, port.node, port.netns
+    where = chassis.get(pb["chassis"]) if pb and isinstance(pb["chassis"], str) else None
+    if where != node:
+        ifaces = observe.fact(node, "interfaces")
+        iface = ifaces.get(name)
+        if iface is None:
+            why = f"there is no OVS port {name} on {node}'s br-int (tutorial step 7)"
+            seen = f"ovs-vsctl ports: {', '.join(sorted(ifaces))}"
+        elif iface["external_ids"].get("iface-id") != name:
+            why = (
+                f"the OVS interface's external_ids:iface-id must be exactly {name}, so ovn-controller "
+                "knows which logical port it is"
+            )
+            seen = f"{name} external_ids: {iface['external_ids']}"
+        else:
+            why, seen = "ovn-controller on the node has not claimed it (is it running?)", f"bound on: {where}"
+        return [problem("unbound", node, f"{name} is not bound on {node}", why, seen)]
+    out = [ok(node, f"{name} bound on {node}" + ("" if pb and pb.get("up") else " (not up yet)"))]
+    ns_links = observe.fact(node, "ns_addrs", ns)
+    lk = link(ns_links, ifname=name)
+    if lk is None:
+        why = f"ip link set {name} netns {ns} (tutorial step 8)"
+        return [*out, problem("netns", node, f"{name} is not in namespace {ns}", why)]
+    have_mac = lk.get("address", "").lower()
+    if mac and have_mac != mac:
+        why = (
+            "OVN drops frames whose source MAC is not the port's address, DHCP included: "
+            f"ip -n {ns} link set {name} address {mac}"
+        )
+        what = f"{name} in {ns} has MAC {have_mac}, the logical port expects {mac}"
+        out.append(problem("mac", node, what, why, f"ip -n {ns} link show {name}: {have_mac}"))
+    held = addr_of(ns_links, name)
+    if ip and f"{ip}/{lab.prefixlen(name)}" in held:
+        out.append(ok(node, f"{ns} holds the lease {ip}"))
+    else:
+        why = f"ip netns exec {ns} dhclient -v {name} (tutorial step 8)"
+        what = f"{ns} has no lease for {ip or 'its port'}"
+        out.append(problem("lease", node, what, why, f"IPv4 on {name}: {held or 'none'}"))
+    return out
+
+
+def mtu(lab: Lab, backend: Backend) -> list[Finding]:
+    """A 1500-byte frame (1472 bytes of ICMP payload, DF set) across the tunnel: geneve adds 58 bytes."""
+    src = lab.ports[0] if lab.ports else None
+    dst = next((p for p in lab.ports if src and p.node != src.node), None)
+    if src is None or dst is None:
+        return []
+    observe = Observer(lab, backend)
+    if not addr_of(observe.fact(src.node, "ns_addrs", src.netns), src.name):
+        return []
+    peer = addr_of(observe.fact(dst.node, "ns_addrs", dst.netns), dst.name)
+    if not peer:
+        return []
+    target = peer[0].split("/")[0]
+    ping = ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1472", target]
+    r = backend.run(src.node, ["ip", "netns", "exec", src.netns, *ping], timeout=30)
+    if r.ok:
+        return [ok(src.node, f"1500-byte frames cross the tunnel ({src.netns} -> {dst.netns})")]
+    why = (
+        f"geneve adds 58 bytes: the underlay MTU ({lab.underlay.mtu} in lab.toml) must be >= 1558, "
+        "or hand out a smaller MTU by DHCP (dhcp.mtu = 1442)"
+    )
+    seen = (r.stdout + r.stderr).strip()[-300:]
+    return [problem("mtu", src.node, "full-size frames do not cross the geneve tunnel", why, seen)]
