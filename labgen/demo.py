@@ -188,27 +188,33 @@ class Demo:
 
 
 def ping_matrix(lab: Lab, backend: Backend, ips: dict[str, str], record: Callable[[str], None] | None = None) -> None:
-    """From the first port's namespace to every other port, all at once; shown in order."""
-    if len(lab.ports) < 2:
+    """From the first port of each switch to every other port on it, all at once; shown in order. Ports on
+    different switches have no path (no router joins them), so none is tried."""
+    pairs = []
+    for sw in lab.switches:
+        ports = [p for p in lab.ports if p.switch == sw.name]
+        pairs += [(ports[0], dst) for dst in ports[1:]]
+    if not pairs:
         return
-    src, dsts = lab.ports[0], lab.ports[1:]
 
-    def where(dst: Port) -> str:
+    def where(src: Port, dst: Port) -> str:
         return "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
 
-    def ping(dst: Port) -> tuple[bool, list[str]]:
+    def ping(pair: tuple[Port, Port]) -> tuple[bool, list[str]]:
         # two packets 10 ms apart: one reply proves the path (ping exits 0), the second shows it holds
+        src, dst = pair
         argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.01", "-W", "2", ips[dst.name]]
         r = backend.run(src.node, argv, timeout=60)
         return r.ok, echo(src.node, shlex.join(argv), r)
 
-    with ThreadPoolExecutor(max_workers=len(dsts)) as pool:
-        results = list(pool.map(ping, dsts))
-    for dst, (ok, lines) in zip(dsts, results, strict=True):
-        emit([f"# {src.netns} -> {dst.netns} ({where(dst)})"], record, style="dim")
+    with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
+        results = list(pool.map(ping, pairs))
+    for (src, dst), (good, lines) in zip(pairs, results, strict=True):
+        emit([f"# {src.netns} -> {dst.netns} ({where(src, dst)})"], record, style="dim")
         emit(lines, record)
-        if not ok:
-            raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {where(dst)})")
+        if not good:
+            path = where(src, dst)
+            raise StageFailed(f"{src.node}: {src.netns} cannot ping {dst.netns} ({ips[dst.name]}, {path})")
 
 
 def remove(config: str | Path) -> None:

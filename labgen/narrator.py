@@ -12,14 +12,14 @@ from .ui import console
 SECTIONS = {
     "logical": (
         "4-5. Logical switch with DHCP, logical ports (on central)",
-        "net0 is a logical switch: it exists only in the Northbound database, ovn-northd turns it into "
+        "{switch} is a logical switch: it exists only in the Northbound database, ovn-northd turns it into "
         "flows for every chassis. The DHCP_Options row makes OVN itself answer DHCP for ports that "
         "reference it; 'MAC dynamic' lets OVN pick each port's IP from the subnet, past the excluded range.",
     ),
     "trace": (
         "6. Trace a DHCP request (on central)",
         "ovn-trace runs a packet through the logical pipeline without sending anything: a DHCP request from "
-        "port1 hits put_dhcp_opts, which builds the offer, and the reply goes back out of port1.",
+        "{port} hits put_dhcp_opts, which builds the offer, and the reply goes back out of {port}.",
     ),
     "bind": (
         "7. Attach the ports on the hypervisors",
@@ -34,8 +34,8 @@ SECTIONS = {
     ),
     "ping": (
         "Checks: vm to vm, on the same host and across the geneve tunnel",
-        "vm1 -> vm2 stays inside ovn-host-01; vm1 -> vm3 is encapsulated in geneve between ovn-host-01 and "
-        "ovn-host-02.",
+        "From the first port of each switch to the others on it: a VM on the same host is reached inside that "
+        "host, one on another host through the geneve tunnel between the two.",
     ),
 }
 
@@ -45,6 +45,8 @@ class Narrator:
 
     def __init__(self, lab: Lab, backend: str, *, step: bool = False, transcript: Path | None = None):
         self.step, self.path = step, transcript
+        self.switch = lab.switches[0].name if lab.switches else "a logical switch"  # the tutorial's net0
+        self.port = lab.ports[0].name if lab.ports else "a port"  # and its port1
         self.md: list[str] = [
             f"# OVN DHCP lab: transcript\n\nlab `{lab.name}`, backend `{backend}`, {time.strftime('%Y-%m-%d %H:%M')}\n"
         ]
@@ -52,6 +54,7 @@ class Narrator:
 
     def section(self, key: str) -> None:
         title, text = SECTIONS[key]
+        text = text.format(switch=self.switch, port=self.port)
         console.print(f"\n[bold cyan]## {title}[/]")
         if self.step:
             console.print(text, style="italic", soft_wrap=False)  # prose wraps at words; commands never wrap

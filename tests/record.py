@@ -139,7 +139,7 @@ def main() -> None:
         for name, ex in EXERCISES.items():
             with phase(f"exercise-{name}"):
                 checked(config)  # start: the lab must pass first
-                for node, argv in ex.inject(lab, backend):
+                for node, argv in ex.injections(lab, backend):
                     assert backend.run(node, argv).ok, (node, argv)
                 checked(config)
             fresh(config)

@@ -266,7 +266,7 @@ def test_every_diagnosis_from_recorded_facts(lab: tuple[Path, Script], phase: st
     lab_, backend = open_up_lab(config)
     if phase.startswith("exercise-"):  # recorded as `exercise.start` sees it: the healthy lab first
         assert all(f.ok for f in run_checks(lab_, backend))
-        for node, argv in exercises.EXERCISES[phase.removeprefix("exercise-")].inject(lab_, backend):
+        for node, argv in exercises.EXERCISES[phase.removeprefix("exercise-")].injections(lab_, backend):
             assert backend.run(node, argv).ok
     codes, text = DIAGNOSES[phase]
     bad = [f for f in run_checks(lab_, backend) if not f.ok]

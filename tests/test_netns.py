@@ -121,6 +121,10 @@ def test_two_labs_side_by_side(tmp_path: Path) -> None:
         cli_b("up", "--backend", "netns")
         assert "192.168.7.62" in cli_b.exec("ovn-central-01", "ovn-sbctl --bare --columns=ip list encap")
         assert "192.168.1.62" in cli_a.exec("ovn-central-01", "ovn-sbctl --bare --columns=ip list encap")
+        cli_b("demo")
+        cli_a("teardown")  # the other lab goes on working
+        assert cli_b("check").returncode == 0
+        assert not [n for n in _netns() if n.startswith("t-lab-a_")]
     finally:
         cli_a("teardown", check=False)
         cli_b("teardown", check=False)

@@ -21,18 +21,32 @@ from .check import run_checks
 @dataclass(frozen=True)
 class Exercise:
     name: str
-    story: str  # what the trainee is told
+    story: str  # what the trainee is told; {port}, {netns}, {node}: the port the fault is on, its netns, its node
     hint: str
     code: str  # the check finding that names the fault
-    inject: Callable[[Lab, Backend], list[tuple[str, list[str]]]]  # (node, argv) to run
+    pick: int  # which of lab.toml's ports the fault is on (the last one, for a lab with fewer)
+    inject: Callable[[Lab, Backend, Port], list[tuple[str, list[str]]]]  # (node, argv) to run
+
+    def port(self, lab: Lab) -> Port:
+        if not lab.ports:
+            raise LabError(f"exercise {self.name} needs a port", f"add a [ports.NAME] table to {lab.source}")
+        return lab.ports[min(self.pick, len(lab.ports) - 1)]
+
+    def injections(self, lab: Lab, backend: Backend) -> list[tuple[str, list[str]]]:
+        return self.inject(lab, backend, self.port(lab))
+
+    def told(self, lab: Lab, text: str) -> str:
+        p = self.port(lab)
+        return text.format(port=p.name, netns=p.netns, node=p.node)
 
 
-def _host_port(lab: Lab, index: int) -> Port:
-    return lab.ports[min(index, len(lab.ports) - 1)]
+OPTS = "dhcpv4_options"
+WRONG_ENCAP = "external_ids:ovn-encap-ip=10.99.0.2"  # an address that is on no lab subnet
 
 
-def _stop_controller(lab: Lab, backend: Backend) -> list[tuple[str, list[str]]]:
-    return [(_host_port(lab, 2).node, stop_argv(backend.services, "ovn-controller"))]
+def _unused_mac(lab: Lab) -> str:
+    taken = {p.mac for p in lab.ports}
+    return next(m for i in range(0x99, 0xFF) if (m := f"c0:ff:ee:00:00:{i:02x}") not in taken)
 
 
 EXERCISES = {
@@ -40,68 +54,48 @@ EXERCISES = {
     for e in (
         Exercise(
             "wrong-mac",
-            "vm1 lost its network after someone 'tidied up' its interface.",
-            "Compare the MAC of port1 inside vm1 with the logical port's addresses (ovn-nbctl show).",
+            "{netns} lost its network after someone 'tidied up' its interface.",
+            "Compare the MAC of {port} inside {netns} with the logical port's addresses (ovn-nbctl show).",
             "mac",
-            lambda lab, _: [
-                (
-                    _host_port(lab, 0).node,
-                    [
-                        "ip",
-                        "-n",
-                        _host_port(lab, 0).netns,
-                        "link",
-                        "set",
-                        _host_port(lab, 0).name,
-                        "address",
-                        "c0:ff:ee:00:00:99",
-                    ],
-                )
-            ],
+            0,
+            lambda lab, _, p: [(p.node, ["ip", "-n", p.netns, "link", "set", p.name, "address", _unused_mac(lab)])],
         ),
         Exercise(
             "no-dhcp-options",
-            "vm2 never gets an address when it asks again.",
+            "{netns} never gets an address when it asks again.",
             "Which DHCP_Options row does each logical switch port reference? (ovn-nbctl list logical_switch_port)",
             "dhcpv4_options",
-            lambda lab, _: [
-                (
-                    lab.central.name,
-                    ["ovn-nbctl", "clear", "logical_switch_port", _host_port(lab, 1).name, "dhcpv4_options"],
-                )
+            1,
+            lambda lab, _, p: [
+                (lab.central.name, ["ovn-nbctl", "clear", "logical_switch_port", p.name, "dhcpv4_options"])
             ],
         ),
         Exercise(
             "controller-stopped",
-            "vm3 cannot reach anyone, and ovn-sbctl show looks odd.",
+            "{netns} cannot reach anyone, and ovn-sbctl show looks odd.",
             "Is ovn-controller running and connected on every chassis? (ovn-appctl -t ovn-controller "
             "connection-status)",
             "controller",
-            _stop_controller,
+            2,
+            lambda lab, backend, p: [(p.node, stop_argv(backend.services, "ovn-controller"))],
         ),
         Exercise(
             "wrong-encap-ip",
-            "Traffic between hosts stopped after a config change on ovn-host-01.",
+            "Traffic between hosts stopped after a config change on {node}.",
             "Compare external_ids:ovn-encap-ip with the node's underlay address, and the Encap rows in ovn-sbctl show.",
             "encap",
-            lambda lab, _: [
-                (
-                    _host_port(lab, 0).node,
-                    ["ovs-vsctl", "set", "open_vswitch", ".", "external_ids:ovn-encap-ip=10.99.0.2"],
-                )
+            0,
+            lambda lab, _, p: [
+                (p.node, ["ovs-vsctl", "set", "open_vswitch", ".", "external_ids:ovn-encap-ip=10.99.0.2"])
             ],
         ),
         Exercise(
             "port-not-bound",
-            "ovn-sbctl show no longer lists port3 under any chassis.",
+            "ovn-sbctl show no longer lists {port} under any chassis.",
             "ovn-controller binds an OVS interface to a logical port by its external_ids:iface-id.",
             "unbound",
-            lambda lab, _: [
-                (
-                    _host_port(lab, 2).node,
-                    ["ovs-vsctl", "set", "interface", _host_port(lab, 2).name, "external_ids:iface-id=port-typo"],
-                )
-            ],
+            2,
+            lambda lab, _, p: [(p.node, ["ovs-vsctl", "set", "interface", p.name, "external_ids:iface-id=port-typo"])],
         ),
     )
 }
@@ -109,7 +103,7 @@ EXERCISES = {
 
 def list_exercises() -> None:
     for e in EXERCISES.values():
-        console.print(f"[bold]{e.name:<20}[/] {e.story}", highlight=False)
+        console.print(f"[bold]{e.name:<20}[/] {e.story.format(port='a port', netns='a VM', node='a host')}")
 
 
 def start(config: str | Path, name: str) -> None:
@@ -120,13 +114,13 @@ def start(config: str | Path, name: str) -> None:
     if bad:
         raise LabError(f"the lab must pass `invoke check` before an exercise starts ({bad[0].what})", "invoke demo")
     e = EXERCISES[name]
-    for node, argv in e.inject(lab, backend):
+    for node, argv in e.injections(lab, backend):
         r = backend.run(node, argv)
         if not r.ok:
             raise StageFailed(f"{node}: injecting {name} failed: {r.stderr.strip()}")
     backend.state.start_exercise(name)
     console.print(
-        f"exercise [bold]{name}[/] started: {e.story}\nfind it with `invoke check`; "
+        f"exercise [bold]{name}[/] started: {e.told(lab, e.story)}\nfind it with `invoke check`; "
         "`invoke exercise.hint` if stuck; `invoke exercise.check` when you think it is fixed"
     )
 
@@ -153,7 +147,8 @@ def check(config: str | Path) -> bool:
 
 
 def hint(config: str | Path) -> None:
-    console.print(EXERCISES[_running(config)[2]].hint, highlight=False, markup=False)
+    lab, _, name = _running(config)
+    console.print(EXERCISES[name].told(lab, EXERCISES[name].hint), highlight=False, markup=False)
 
 
 def solve(config: str | Path) -> None:

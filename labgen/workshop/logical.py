@@ -102,25 +102,30 @@ def _binding(
 
 
 def mtu(lab: Lab, backend: Backend) -> list[Finding]:
-    """A 1500-byte frame (1472 bytes of ICMP payload, DF set) across the tunnel: geneve adds 58 bytes."""
-    src = lab.ports[0] if lab.ports else None
-    dst = next((p for p in lab.ports if src and p.node != src.node), None)
-    if src is None or dst is None:
-        return []
+    """A 1500-byte frame (1472 bytes of ICMP payload, DF set) across the tunnel, on every switch that has
+    ports on two nodes: geneve adds 58 bytes."""
+    found: list[Finding] = []
     observe = Observer(lab, backend)
-    if not addr_of(observe.fact(src.node, "ns_addrs", src.netns), src.name):
-        return []
-    peer = addr_of(observe.fact(dst.node, "ns_addrs", dst.netns), dst.name)
-    if not peer:
-        return []
-    target = peer[0].split("/")[0]
-    ping = ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1472", target]
-    r = backend.run(src.node, ["ip", "netns", "exec", src.netns, *ping], timeout=30)
-    if r.ok:
-        return [ok(src.node, f"1500-byte frames cross the tunnel ({src.netns} -> {dst.netns})")]
-    why = (
-        f"geneve adds 58 bytes: the underlay MTU ({lab.underlay.mtu} in lab.toml) must be >= 1558, "
-        "or hand out a smaller MTU by DHCP (dhcp.mtu = 1442)"
-    )
-    seen = (r.stdout + r.stderr).strip()[-300:]
-    return [problem("mtu", src.node, "full-size frames do not cross the geneve tunnel", why, seen)]
+    for sw in lab.switches:
+        ports = [p for p in lab.ports if p.switch == sw.name]
+        src = ports[0] if ports else None
+        dst = next((p for p in ports if src and p.node != src.node), None)
+        if src is None or dst is None:
+            continue
+        if not addr_of(observe.fact(src.node, "ns_addrs", src.netns), src.name):
+            continue
+        peer = addr_of(observe.fact(dst.node, "ns_addrs", dst.netns), dst.name)
+        if not peer:
+            continue
+        ping = ["ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1472", peer[0].split("/")[0]]
+        r = backend.run(src.node, ["ip", "netns", "exec", src.netns, *ping], timeout=30)
+        if r.ok:
+            found.append(ok(src.node, f"1500-byte frames cross the tunnel ({src.netns} -> {dst.netns})"))
+            continue
+        why = (
+            f"geneve adds 58 bytes: the underlay MTU ({lab.underlay.mtu} in lab.toml) must be >= 1558, "
+            "or hand out a smaller MTU by DHCP (dhcp.mtu = 1442)"
+        )
+        seen = (r.stdout + r.stderr).strip()[-300:]
+        found.append(problem("mtu", src.node, "full-size frames do not cross the geneve tunnel", why, seen))
+    return found
