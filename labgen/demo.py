@@ -21,7 +21,7 @@ from typing import TypeVar
 from .backends.base import Backend
 from .errors import ShowFailed, StageFailed
 from .gates import wait_for
-from .lab import open_up_lab
+from .lab import changes_lab, open_up_lab
 from .model import Lab, Port
 from .narrator import Narrator
 from .observe import Observer
@@ -32,6 +32,7 @@ T = TypeVar("T")
 Runs = dict[str, Future[list[str]]]
 
 
+@changes_lab("demo")
 def demo(
     config: str | Path,
     *,

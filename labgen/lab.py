@@ -4,12 +4,14 @@ a command or a shell on a node; its ssh_config; its Vagrantfile; its teardown.""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import Concatenate, ParamSpec, TypedDict, TypeVar
 
 from provision.facts import addr_of, geneve_remotes
 
@@ -21,6 +23,25 @@ from .model import Lab
 from .observe import Observer
 from .state import LabState
 from .ui import console, step
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def changes_lab(
+    task: str,
+) -> Callable[[Callable[Concatenate[str | Path, P], R]], Callable[Concatenate[str | Path, P], R]]:
+    """Run a task that changes the lab under the lab's lock (LabState.lock): one at a time."""
+
+    def wrap(fn: Callable[Concatenate[str | Path, P], R]) -> Callable[Concatenate[str | Path, P], R]:
+        @functools.wraps(fn)
+        def locked(config: str | Path, *args: P.args, **kw: P.kwargs) -> R:
+            with LabState(load_lab(config)).lock(task):
+                return fn(config, *args, **kw)
+
+        return locked
+
+    return wrap
 
 
 def open_lab(config: str | Path, backend: str | None = None) -> tuple[Lab, Backend]:
@@ -180,6 +201,7 @@ def render(config: str | Path, backend_name: str | None = None) -> None:
     print(backend.render())
 
 
+@changes_lab("teardown")
 def teardown(config: str | Path, *, box: bool = False) -> None:
     lab = load_lab(config)
     saved = LabState(lab).backend()

@@ -20,6 +20,7 @@ from .errors import CommandFailed, GaveUp, ShowFailed, StageFailed
 from .model import Lab
 from .observe import Observer
 from .plan import node_plan
+from .state import held_fds
 from .ui import console, progress
 
 
@@ -29,7 +30,13 @@ class Session:
 
     def __init__(self, argv: list[str]):
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            pass_fds=held_fds(),  # the lab's lock, held while the session runs
         )
 
     @property
@@ -80,13 +87,10 @@ class Provisioner:
         return self
 
     def __exit__(self, kind: object, *_: object) -> None:
-        failed = kind is not None
         for s in self._all:
-            s.end(kill=failed)  # a failed or interrupted task leaves no step half-run behind
-        if failed:
-            for s in self._all:
-                s.wait()
-        # else each has finished its last batch and exits at end of input, ~20 ms we need not wait for
+            s.end(kill=kind is not None)  # a failed or interrupted task leaves no step half-run behind
+        for s in self._all:
+            s.wait()  # they hold the lab's lock: the next task starts once they are gone
 
     def _session(self, node: str) -> Session:
         with self._lock:

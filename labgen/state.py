@@ -16,13 +16,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
+import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .errors import LabError
 from .model import Lab
+
+# locks this process holds (path -> fd): a snapshot restore runs teardown, up and demo in turn under one
+_held: dict[Path, int] = {}
+
+
+def _flock(fd: int, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+
+def held_fds() -> tuple[int, ...]:
+    """The lock fds, for the provisioner sessions to inherit: a session still running its batch after its
+    task was killed keeps the lab busy until it ends, so no second task runs steps beside it."""
+    return tuple(_held.values())
 
 
 class LabState:
@@ -39,6 +66,33 @@ class LabState:
             d.mkdir(mode=0o700, exist_ok=True)
             d.chmod(0o700)  # also when an older version made it with the umask's mode
         return self.dir / sub if sub else self.dir
+
+    @contextlib.contextmanager
+    def lock(self, task: str) -> Iterator[None]:
+        """One task at a time changes a lab: a second `invoke up` (or up and teardown) at once refuses.
+        The lock file is beside the state directory, which teardown removes while holding it; the kernel
+        releases the lock when its holder ends, also when it is killed."""
+        path = self.dir.parent / f"{self.lab.name}.lock"
+        if path in _held:
+            yield
+            return
+        self.dir.parent.mkdir(mode=0o700, exist_ok=True)
+        with open(path, "a+") as f:
+            if not _flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
+                f.seek(0)
+                holder = f.read().strip() or "another task"
+                raise LabError(
+                    f"lab {self.lab.name} is busy: {holder} is changing it", "wait for it to finish, then try again"
+                ) from None
+            f.truncate(0)
+            f.write(f"invoke {task} (pid {os.getpid()})\n")
+            f.flush()
+            _held[path] = f.fileno()
+            try:
+                yield
+            finally:
+                del _held[path]
+                f.truncate(0)
 
     def remove(self) -> None:
         if self.dir.exists():

@@ -11,7 +11,7 @@ from pathlib import Path
 from .backends.base import Backend
 from .errors import GaveUp, PreflightFailed, StageFailed
 from .gates import wait_for
-from .lab import open_lab
+from .lab import changes_lab, open_lab
 from .model import Lab
 from .observe import Observer
 from .provisioner import Provisioner, each
@@ -32,6 +32,7 @@ def preflight(backend: Backend) -> None:
         )
 
 
+@changes_lab("up")
 def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = False) -> Lab:
     lab, backend = open_lab(config, backend_name)
     t0 = time.monotonic()

@@ -11,7 +11,7 @@ from provision.services import stop_argv
 
 from ..backends.base import Backend
 from ..errors import LabError, StageFailed, UnknownName
-from ..lab import open_up_lab
+from ..lab import changes_lab, open_up_lab
 from ..model import Lab, Port
 from ..provisioner import Provisioner
 from ..ui import console
@@ -106,6 +106,7 @@ def list_exercises() -> None:
         console.print(f"[bold]{e.name:<20}[/] {e.story.format(port='a port', netns='a VM', node='a host')}")
 
 
+@changes_lab("exercise.start")
 def start(config: str | Path, name: str) -> None:
     lab, backend = open_up_lab(config)
     if name not in EXERCISES:
@@ -151,6 +152,7 @@ def hint(config: str | Path) -> None:
     console.print(EXERCISES[name].told(lab, EXERCISES[name].hint), highlight=False, markup=False)
 
 
+@changes_lab("exercise.solve")
 def solve(config: str | Path) -> None:
     """Repair with the provisioner: the chassis settings, the NB objects, the bindings and the leases."""
     lab, backend = open_up_lab(config)

@@ -11,7 +11,7 @@ from ..backends.base import Backend
 from ..demo import demo
 from ..errors import InputError, LabError
 from ..gates import wait_for
-from ..lab import open_up_lab, teardown
+from ..lab import changes_lab, open_up_lab, teardown
 from ..model import Lab
 from ..observe import Observer
 from ..provisioner import each
@@ -21,6 +21,7 @@ from ..up import up
 NAME = "ovn-lab-saved"
 
 
+@changes_lab("snapshot")
 def snapshot(config: str | Path, action: str) -> None:
     if action not in ("save", "restore"):
         raise InputError(f"unknown snapshot action {action!r}", "invoke snapshot save, or invoke snapshot restore")

@@ -1,0 +1,128 @@
+"""Interrupted, lost, concurrent, on real daemons: `invoke up` killed (SIGINT, SIGKILL) at every stage and
+`invoke demo` at every section, then finished by running it again; the state directory deleted; two tasks
+at once on one lab. Teardown leaves no namespace, mount or process of the lab."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provision.facts import netns_names
+from tests.e2e import ROOT, Cli
+
+pytestmark = [
+    pytest.mark.netns,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ovn-northd"), reason="needs root and OVS/OVN"),
+]
+UP_STAGES = ["… create 3 nodes", "… OVS, underlay, br-int", "… gate: every chassis"]
+DEMO_SECTIONS = ["## 4-5.", "## 6.", "## 7.", "## 8.", "## Checks"]
+SIGNALS = [signal.SIGINT, signal.SIGKILL]
+
+
+def _lab(tmp: Path, name: str) -> Cli:
+    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"'))
+    return Cli(tmp / "lab.toml")
+
+
+def _left(name: str) -> list[str]:
+    """What of lab `name` is left on the host: namespaces, mounts, processes in them."""
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    left = [f"netns {n}" for n in netns_names(out) if n.startswith(f"{name}_")]
+    left += [f"mount {ln.split()[4]}" for ln in Path("/proc/self/mountinfo").read_text().splitlines() if name in ln]
+    return left
+
+
+def interrupt(cli: Cli, task: list[str], marker: str, sig: signal.Signals) -> subprocess.CompletedProcess[str]:
+    """Run `invoke TASK` until it prints `marker`, then send `sig`."""
+    argv = [sys.executable, "-m", "invoke", task[0], "--config", str(cli.config), *task[1:]]
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert p.stdout is not None
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if line.startswith(marker):
+            p.send_signal(sig)
+            break
+    out = "".join(seen) + p.communicate(timeout=60)[0]
+    return subprocess.CompletedProcess(argv, p.returncode, out, "")
+
+
+def finish(cli: Cli, *task: str) -> str:
+    """Run the task again until it completes: a killed task's last batch may keep the lab busy a moment."""
+    deadline = time.monotonic() + 60
+    while True:
+        r = cli(*task, check=False)
+        if r.returncode == 0:
+            return r.stdout
+        assert "is busy" in r.stderr and time.monotonic() < deadline, r.stdout + r.stderr
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Cli]:
+    cli = _lab(tmp_path, "t-kill")
+    try:
+        yield cli
+    finally:
+        cli("teardown", check=False)
+        assert not _left("t-kill")
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+@pytest.mark.parametrize("marker", UP_STAGES)
+def test_up_killed_at_a_stage_is_finished_by_up(lab: Cli, marker: str, sig: signal.Signals) -> None:
+    r = interrupt(lab, ["up", "--backend", "netns"], marker, sig)
+    assert r.returncode in (130, -signal.SIGKILL, 0), r.stdout  # 0: it ended before the signal came
+    if sig == signal.SIGINT and r.returncode:
+        assert "interrupted: `invoke up` finishes the lab, `invoke teardown` removes it" in r.stdout
+    assert "lab t-kill is up" in finish(lab, "up")
+    assert lab("check").returncode == 0
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_demo_killed_at_every_section_is_finished_by_demo(lab: Cli, sig: signal.Signals) -> None:
+    lab("up", "--backend", "netns")
+    for marker in DEMO_SECTIONS:
+        r = interrupt(lab, ["demo"], marker, sig)
+        assert r.returncode in (130, -signal.SIGKILL, 0), r.stdout
+        assert "demo done" in finish(lab, "demo"), marker
+        assert lab("check").returncode == 0, marker
+        finish(lab, "demo", "--reset")
+
+
+def test_teardown_finds_everything_after_the_state_dir_was_deleted(lab: Cli) -> None:
+    lab("up", "--backend", "netns")
+    lab("demo")
+    state = lab.config.parent / ".lab" / "t-kill"
+    shutil.rmtree(state, ignore_errors=True)  # what can be removed of it: mount points stay
+    assert lab("teardown").returncode == 0
+    assert not _left("t-kill")
+    assert "lease" not in subprocess.run(["pgrep", "-af", "dhclient-vm"], capture_output=True, text=True).stdout
+
+
+def test_a_second_task_on_a_busy_lab_refuses(lab: Cli) -> None:
+    argv = [sys.executable, "-m", "invoke", "up", "--backend", "netns", "--config", str(lab.config)]
+    first = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert first.stdout is not None
+    for line in first.stdout:
+        if line.startswith("… create"):
+            first.send_signal(signal.SIGSTOP)  # it holds the lock while the others try
+            break
+    try:
+        for task in (["up"], ["teardown"], ["demo"]):
+            r = lab(*task, check=False)
+            assert r.returncode == 1, (task, r.stdout, r.stderr)
+            assert f"lab t-kill is busy: invoke up (pid {first.pid}) is changing it" in r.stderr, r.stderr
+    finally:
+        first.send_signal(signal.SIGCONT)
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert lab("check").returncode == 0  # nothing was corrupted
