@@ -10,6 +10,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -64,40 +65,68 @@ def _run(argv: list[str], log: Path, **kw: object) -> None:
 
 
 def build_box(name: str, *, force: bool = False, mirror: str | None = None) -> Path:
-    """Build (or reuse) the .box file and add it to Vagrant as `name`. Returns the .box path."""
-    work = cache_dir() / "build"
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    log.write_text("")
-    root = work / "rootfs"
+    """Build (or reuse) the .box file and add it to the user's Vagrant as `name`. Returns the .box path.
+    The root file system needs root (debootstrap, chroot, mount): a user's build runs that half through
+    sudo, after saying so, and gets the .box file as their own; `vagrant box add` runs as the user."""
     out = box_file(name)
-    mirror = mirror or host_mirror()
     t0 = time.monotonic()
-
-    def chroot(*argv: str) -> None:
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["chroot", str(root), *argv], log, env=env)
-
-    stages: list[tuple[str, Callable[[], None]]] = []
     if force or not out.exists():
-        stages += [
-            (f"debootstrap bookworm ({len(PACKAGES)} packages, {mirror})", lambda: _debootstrap(root, mirror, log)),
-            ("configure rootfs (vagrant user, fast boot, small initrd)", lambda: _configure(root, chroot)),
-            ("make qcow2 image and .box", lambda: _make_box(root, work, out, log)),
-        ]
-    stages.append((f"vagrant box add {name}", lambda: _box_add(name, out, log)))
-    for title, fn in stages:
-        with step(title):
-            fn()
+        mirror = mirror or host_mirror()
+        if os.geteuid() == 0:
+            make_box_file(out, cache_dir(), mirror)
+        else:
+            _through_sudo(out, mirror)
+    log = cache_dir() / "box-add.log"
+    log.write_text("")
+    with step(f"vagrant box add {name}"):
+        _box_add(name, out, log)
     console.print(f"box {name} ready in {time.monotonic() - t0:.0f} s: {out} ({out.stat().st_size >> 20} MiB)")
     console.print(f"  copy it to other laptops and run: vagrant box add --name {name} {out.name}")
     return out
 
 
-def _debootstrap(root: Path, mirror: str, log: Path) -> None:
+def make_box_file(out: Path, cache: Path, mirror: str) -> None:
+    """The root half: debootstrap, configure, image, .box file. `cache` keeps the downloaded packages."""
+    work = cache / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    log.write_text("")
+    root = work / "rootfs"
+
+    def chroot(*argv: str) -> None:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
+        _run(["chroot", str(root), *argv], log, env=env)
+
+    stages: list[tuple[str, Callable[[], None]]] = [
+        (f"debootstrap bookworm ({len(PACKAGES)} packages, {mirror})", lambda: _debootstrap(root, cache, mirror, log)),
+        ("configure rootfs (vagrant user, fast boot, small initrd)", lambda: _configure(root, chroot)),
+        ("make qcow2 image and .box", lambda: _make_box(root, work, out, log)),
+    ]
+    for title, fn in stages:
+        with step(title):
+            fn()
+
+
+ROOT_CACHE = Path("/var/cache/ovn-lab")  # the root half's own cache when a user builds through sudo
+
+
+def _through_sudo(out: Path, mirror: str) -> None:
+    console.print(
+        "the box's root file system is made with debootstrap and chroot, which need root: "
+        "sudo runs that part (it may ask for your password); the .box file will be yours"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    repo = Path(__file__).resolve().parents[1]
+    me = [str(out), mirror, str(os.getuid()), str(os.getgid())]
+    r = subprocess.run(["sudo", "--", "env", f"PYTHONPATH={repo}", sys.executable, "-m", "labgen.box", *me])
+    if r.returncode or not out.exists():
+        raise BackendFailed(f"building the box as root failed (exit {r.returncode})", "see the lines above")
+
+
+def _debootstrap(root: Path, cache: Path, mirror: str, log: Path) -> None:
     if root.exists():
         shutil.rmtree(root)
-    debs = cache_dir() / "debs"
+    debs = cache / "debs"
     debs.mkdir(parents=True, exist_ok=True)
     _run(
         [
@@ -228,3 +257,9 @@ def build_lab_box(config: str | Path, name: str | None = None, *, force: bool = 
     from .load import load_lab
 
     return build_box(name or load_lab(config).vagrant.box, force=force)
+
+
+if __name__ == "__main__":  # the root half of a user's build (see _through_sudo): OUT MIRROR UID GID
+    out, mirror, uid, gid = sys.argv[1:]
+    make_box_file(Path(out), ROOT_CACHE, mirror)
+    os.chown(out, int(uid), int(gid))
