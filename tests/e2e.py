@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +55,56 @@ class Cli:
         r = subprocess.run(self.exec_argv(node, command), cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, f"{node}: {command} exited {r.returncode}: {r.stdout}{r.stderr}"
         return r.stdout
+
+
+def interrupt(
+    cli: Cli, task: list[str], marker: str, sig: signal.Signals, *, after: float = 0, group: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run `invoke TASK` until it prints `marker` (and `after` seconds more), then send `sig`: to invoke
+    alone (a killed process), or with `group` to all it started, as Ctrl-C in a terminal does."""
+    argv = [sys.executable, "-m", "invoke", task[0], "--config", str(cli.config), *task[1:]]
+    p = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=group
+    )
+    assert p.stdout is not None
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if line.strip().startswith(marker):
+            time.sleep(after)
+            os.killpg(p.pid, sig) if group else p.send_signal(sig)
+            break
+    out = "".join(seen) + p.communicate(timeout=60)[0]
+    return subprocess.CompletedProcess(argv, p.returncode, out, "")
+
+
+def finish(cli: Cli, *task: str) -> str:
+    """Run the task again until it completes: a killed task's last batch may keep the lab busy a moment."""
+    deadline = time.monotonic() + 60
+    while True:
+        r = cli(*task, check=False)
+        if r.returncode == 0:
+            return r.stdout
+        assert "is busy" in r.stderr and time.monotonic() < deadline, r.stdout + r.stderr
+        time.sleep(0.5)
+
+
+def tutorial_lab(tmp: Path, name: str) -> Cli:
+    """The tutorial's lab.toml under another lab name, in `tmp`."""
+    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"'))
+    return Cli(tmp / "lab.toml")
+
+
+@contextmanager
+def demo_lab(tmp: Path, name: str) -> Iterator[Cli]:
+    """The tutorial's lab up on the netns backend with the demo done; torn down even when a test fails."""
+    cli = tutorial_lab(tmp, name)
+    try:
+        cli("up", "--backend", "netns")
+        cli("demo")
+        yield cli
+    finally:
+        cli("teardown", check=False)
 
 
 def changes(output: str) -> list[str]:

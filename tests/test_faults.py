@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from provision.facts import DAEMON_PIDFILES
-from tests.e2e import ROOT, Cli
+from tests.e2e import Cli, demo_lab
 
 pytestmark = [
     pytest.mark.netns,
@@ -26,15 +26,8 @@ MATRIX = [
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    tmp = tmp_path_factory.mktemp("faults")
-    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', 'name = "t-fault"'))
-    c = Cli(tmp / "lab.toml")
-    try:
-        c("up", "--backend", "netns")
-        c("demo")
+    with demo_lab(tmp_path_factory.mktemp("faults"), "t-fault") as c:
         yield c
-    finally:
-        c("teardown", check=False)
 
 
 @pytest.mark.parametrize(("node", "daemon"), MATRIX, ids=[f"{n}-{d}" for n, d in MATRIX])

@@ -9,14 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provision.facts import netns_names
-from tests.e2e import ROOT, Cli
+from tests.e2e import ROOT, Cli, finish, interrupt, tutorial_lab
 
 pytestmark = [
     pytest.mark.netns,
@@ -27,11 +26,6 @@ DEMO_SECTIONS = ["## 4-5.", "## 6.", "## 7.", "## 8.", "## Checks"]
 SIGNALS = [signal.SIGINT, signal.SIGKILL]
 
 
-def _lab(tmp: Path, name: str) -> Cli:
-    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"'))
-    return Cli(tmp / "lab.toml")
-
-
 def _left(name: str) -> list[str]:
     """What of lab `name` is left on the host: namespaces, mounts, processes in them."""
     out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
@@ -40,35 +34,9 @@ def _left(name: str) -> list[str]:
     return left
 
 
-def interrupt(cli: Cli, task: list[str], marker: str, sig: signal.Signals) -> subprocess.CompletedProcess[str]:
-    """Run `invoke TASK` until it prints `marker`, then send `sig`."""
-    argv = [sys.executable, "-m", "invoke", task[0], "--config", str(cli.config), *task[1:]]
-    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert p.stdout is not None
-    seen = []
-    for line in p.stdout:
-        seen.append(line)
-        if line.startswith(marker):
-            p.send_signal(sig)
-            break
-    out = "".join(seen) + p.communicate(timeout=60)[0]
-    return subprocess.CompletedProcess(argv, p.returncode, out, "")
-
-
-def finish(cli: Cli, *task: str) -> str:
-    """Run the task again until it completes: a killed task's last batch may keep the lab busy a moment."""
-    deadline = time.monotonic() + 60
-    while True:
-        r = cli(*task, check=False)
-        if r.returncode == 0:
-            return r.stdout
-        assert "is busy" in r.stderr and time.monotonic() < deadline, r.stdout + r.stderr
-        time.sleep(0.5)
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Cli]:
-    cli = _lab(tmp_path, "t-kill")
+    cli = tutorial_lab(tmp_path, "t-kill")
     try:
         yield cli
     finally:

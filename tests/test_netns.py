@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provision.facts import netns_names
-from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure
+from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure, tutorial_lab
 
 pytestmark = [
     pytest.mark.netns,
@@ -25,9 +25,7 @@ IPS = {"ovn-central-01": "192.168.1.61", "ovn-host-01": "192.168.1.62", "ovn-hos
 
 
 def _lab(tmp: Path, name: str) -> Path:
-    text = (ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"')
-    (tmp / "lab.toml").write_text(text)
-    return tmp / "lab.toml"
+    return tutorial_lab(tmp, name).config
 
 
 def _netns() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure
+from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure, finish, interrupt
 
 
 def _can_run_vms() -> bool:
@@ -72,6 +73,12 @@ def test_box_build(cli: Cli) -> None:
 
 
 def test_vm_lab_end_to_end(cli: Cli) -> None:
+    # Ctrl-C while the VMs boot (to invoke and vagrant, as a terminal sends it): `up` again finishes the lab
+    r = interrupt(
+        cli, ["up", "--backend", "vagrant"], "vagrant up (all VMs in parallel)", signal.SIGINT, after=20, group=True
+    )
+    print(f"up interrupted during boot: exit {r.returncode}")
+    assert r.returncode in (1, 130), r.stdout
     up = cli("up", "--backend", "vagrant", timeout=1500)
     assert "QEMU TCG" in up.stdout or "KVM" in up.stdout  # the accelerator is chosen and said
     assert "lab t-vm is up" in up.stdout, up.stdout
@@ -104,6 +111,19 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     cap = cli("capture", "ovn-host-01", "--seconds", "6").stdout
     ping.wait()
     assert "Geneve" in cap and "vni 0x1" in cap, cap
+    # invoke killed while it provisions: `up` again finishes (once the killed run's last steps ended)
+    r = interrupt(cli, ["up"], "… OVS, underlay", signal.SIGKILL)
+    assert r.returncode == -signal.SIGKILL, r.stdout
+    assert "lab t-vm is up" in finish(cli, "up")
+    # ovn-controller killed on a VM: its unit restarts it (Restart=on-failure), check says what it sees
+    # meanwhile, and up && demo leave a lab that passes check
+    cli.exec("ovn-host-01", "kill -9 $(cat /run/ovn/ovn-controller.pid)")
+    seen = cli("check", check=False)
+    print("check after ovn-controller was killed:", [ln for ln in seen.stdout.splitlines() if "FAIL" in ln])
+    assert "Traceback" not in seen.stdout + seen.stderr
+    cli("up", timeout=600)
+    cli("demo", timeout=600)
+    assert cli("check").returncode == 0
     # the lab comes back after a VM reboot: services enabled, system-id kept, underlay and its altname back
     subprocess.run(cli.exec_argv("ovn-host-02", "systemctl reboot"), cwd=ROOT, capture_output=True, timeout=60)
     time.sleep(15)

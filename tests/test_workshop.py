@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from labgen.workshop.exercises import EXERCISES
-from tests.e2e import ROOT, Cli, check_demo
+from tests.e2e import ROOT, Cli, check_demo, demo_lab
 
 pytestmark = [
     pytest.mark.netns,
@@ -24,15 +24,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    tmp = tmp_path_factory.mktemp("workshop")
-    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', 'name = "t-ws"'))
-    c = Cli(tmp / "lab.toml")
-    try:
-        c("up", "--backend", "netns")
-        c("demo")
+    with demo_lab(tmp_path_factory.mktemp("workshop"), "t-ws") as c:
         yield c
-    finally:
-        c("teardown", check=False)
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
