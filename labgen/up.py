@@ -83,6 +83,7 @@ class Up:
                     runs = [pool.submit(run, node, first), pool.submit(run, node, ["central"])]
                 for f in runs:
                     f.result()
+                run(node, ["sb-listen"])  # its underlay address exists now
                 self.sb_started.set()  # the SB listens on the underlay: the hosts may go on
                 rest = ["chassis", "controller"]
             else:

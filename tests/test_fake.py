@@ -67,6 +67,10 @@ def test_up_brings_central_first_and_proves_every_chassis(lab: tuple[Path, Scrip
         first = batches(script, host, ["install", "ovs", "underlay", "chassis"])[0]
         assert first["start"] < central["end"]  # the hosts start OVS beside central's databases
         assert batches(script, host, ["controller"])[0]["start"] >= central["end"]  # the SB listens first
+    # the SB binds central's underlay address only once the underlay step put it there
+    listen = batches(script, CENTRAL, ["sb-listen"])[0]
+    assert listen["start"] >= batches(script, CENTRAL, ["install", "ovs", "underlay"])[0]["end"]
+    assert all(batches(script, h, ["controller"])[0]["start"] >= listen["end"] for h in (HOST1, HOST2))
     assert batches(script, CENTRAL, ["chassis", "controller"])
     assert (CENTRAL, tuple(ENCAPS)) in script.calls  # the encap gate read the SB
     out = capsys.readouterr().out
@@ -320,6 +324,10 @@ def test_exercise_start_check_hint_solve(lab: tuple[Path, Script], capsys) -> No
     exercises.hint(config)
     assert "Compare the MAC of port1 inside vm1" in capsys.readouterr().out
     exercises.solve(config)
+    # the SB binds central's underlay address only once the underlay step put it there
+    listen = batches(script, CENTRAL, ["sb-listen"])[0]
+    assert listen["start"] >= batches(script, CENTRAL, ["install", "ovs", "underlay"])[0]["end"]
+    assert all(batches(script, h, ["controller"])[0]["start"] >= listen["end"] for h in (HOST1, HOST2))
     assert batches(script, CENTRAL, ["chassis", "controller"]) and batches(script, CENTRAL, ["logical"])
     assert batches(script, HOST1, ["bind", "dhcp"]) and batches(script, HOST2, ["bind", "dhcp"])
     with pytest.raises(LabError, match="no exercise running"):

@@ -7,7 +7,7 @@ anything. node: the infrastructure (steps 1-3); tutorial: the logical network an
 from __future__ import annotations
 
 from ..core import Step
-from .node import central, chassis, controller, install, ovs, root_ssh, underlay
+from .node import central, chassis, controller, install, ovs, root_ssh, sb_listen, underlay
 from .tutorial import bind, dhcp, logical, show_leases, show_logical, trace, unbind, unlogical
 
 __all__ = ["STEPS"]
@@ -19,6 +19,7 @@ STEPS: dict[str, Step] = {
     "ovs": ovs,
     "central": central,
     "underlay": underlay,
+    "sb-listen": sb_listen,
     "chassis": chassis,
     "controller": controller,
     "logical": logical,

@@ -51,9 +51,14 @@ def ovs(plan: Plan, facts: FactMap) -> Iterator[Op]:
 
 
 def central(plan: Plan, facts: FactMap) -> Iterator[Op]:
-    """Step 2: NB/SB databases + ovn-northd; the SB listens on 6642 for the chassis, on the underlay
-    address only (not on every address of the node)."""
+    """Step 2: NB/SB databases + ovn-northd (they need only the packages: this runs beside ovs/underlay)."""
     yield from services.start_central(plan, facts)
+
+
+def sb_listen(plan: Plan, facts: FactMap) -> Iterator[Op]:
+    """Step 2, last: the SB listens on 6642 for the chassis, on the underlay address only (not on every
+    address of the node). After the underlay step: before the address exists, ovsdb-server cannot bind
+    it and tries again only after a back-off of seconds."""
     listen = f"ptcp:6642:{plan['central_ip']}"
     if facts["sb_connection"] == [listen]:
         yield Noop(f"the SB database listens on {listen}")
