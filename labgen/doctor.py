@@ -20,7 +20,8 @@ def doctor(config: str | Path) -> bool:
     lines: list[tuple[str, str, str, str]] = []  # status, check, detail, fix
     others: dict[str, list[str]] = {}
     for backend in every_backend(lab):
-        mine = backend.name == lab.backend  # the lab's own backend must pass; the others only inform
+        # the backend the lab is up with (else lab.toml's) must pass; the others only inform
+        mine = backend.name == (backend.state.backend() or lab.backend)
         for probe in backend.probes():
             err = probe.check()
             status = "ok" if not err else ("fail" if mine and not probe.advisory else "warn")

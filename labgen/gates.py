@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
 
-from .errors import GateTimeout, GaveUp
+from .errors import CommandFailed, GateTimeout, GaveUp
 
 SCALE = 1.0  # every gate's timeout is multiplied by this (the fake-backend tests shrink it)
 
@@ -34,7 +34,7 @@ def wait_for(
             raise GaveUp(f"{node}: stopped waiting for {what}")
         try:
             ok, last[0] = probe()
-        except Exception as e:  # a node that cannot answer yet is a failed attempt, not a crash
+        except (CommandFailed, ValueError) as e:  # a node that cannot answer yet, or half-written output
             ok, last[0] = False, f"{type(e).__name__}: {e}"
         return ok
 

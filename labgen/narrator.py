@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .errors import InputError
 from .model import Lab
 from .ui import console
 
@@ -45,6 +46,8 @@ class Narrator:
 
     def __init__(self, lab: Lab, backend: str, *, step: bool = False, transcript: Path | None = None):
         self.step, self.path = step, transcript
+        if transcript:
+            self.save_to(transcript, "")  # a path it cannot write fails now, not after the demo
         self.switch = lab.switches[0].name if lab.switches else "a logical switch"  # the tutorial's net0
         self.port = lab.ports[0].name if lab.ports else "a port"  # and its port1
         self.md: list[str] = [
@@ -58,7 +61,10 @@ class Narrator:
         console.print(f"\n[bold cyan]## {title}[/]")
         if self.step:
             console.print(text, style="italic", soft_wrap=False)  # prose wraps at words; commands never wrap
-            input("press Enter to run it ")
+            try:
+                input("press Enter to run it ")
+            except EOFError:
+                raise InputError("demo --step waits for Enter, and there is no terminal", "run it in one") from None
         self._close()
         self.md.append(f"## {title}\n\n{text}\n")
 
@@ -73,8 +79,17 @@ class Narrator:
             self.md.append("```\n")
             self.open = False
 
+    @staticmethod
+    def save_to(path: Path, text: str) -> None:
+        try:
+            path.write_text(text)
+        except OSError as e:
+            raise InputError(
+                f"cannot write the transcript {path}: {e.strerror}", "give --transcript a writable path"
+            ) from None
+
     def save(self) -> None:
         if self.path:
             self._close()
-            self.path.write_text("\n".join(self.md) + "\n")
+            self.save_to(self.path, "\n".join(self.md) + "\n")
             console.print(f"transcript: {self.path}")

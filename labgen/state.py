@@ -27,6 +27,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from provision.core import write_file
+
 from .errors import LabError
 from .model import Lab
 
@@ -62,9 +64,12 @@ class LabState:
 
     def make(self, sub: str = "") -> Path:
         """The state directory (or a directory in it), created private to the user."""
-        for d in (self.dir.parent, self.dir, *([self.dir / sub] if sub else [])):
-            d.mkdir(mode=0o700, exist_ok=True)
-            d.chmod(0o700)  # also when an older version made it with the umask's mode
+        try:
+            for d in (self.dir.parent, self.dir, *([self.dir / sub] if sub else [])):
+                d.mkdir(mode=0o700, exist_ok=True)
+                d.chmod(0o700)  # also when an older version made it with the umask's mode
+        except PermissionError:
+            raise self._not_yours() from None
         return self.dir / sub if sub else self.dir
 
     @contextlib.contextmanager
@@ -76,8 +81,12 @@ class LabState:
         if path in _held:
             yield
             return
-        self.dir.parent.mkdir(mode=0o700, exist_ok=True)
-        with open(path, "a+") as f:
+        try:
+            self.dir.parent.mkdir(mode=0o700, exist_ok=True)
+            f = open(path, "a+")  # noqa: SIM115 (closed below, after the lock is released)
+        except PermissionError:
+            raise self._not_yours() from None
+        with f:
             if not _flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
                 f.seek(0)
                 holder = f.read().strip() or "another task"
@@ -178,9 +187,23 @@ class LabState:
         self._write("snapshot.json", what)
 
     def _read(self, name: str) -> Any:
-        f = self.dir / name
-        return json.loads(f.read_text()) if f.exists() else None
+        """A state file's content; None when missing or unreadable as JSON (a killed write: state lost,
+        which teardown handles by sweeping)."""
+        try:
+            return json.loads((self.dir / name).read_text())
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            raise self._not_yours() from None
+        except ValueError:
+            return None
 
     def _write(self, name: str, data: Any) -> None:
         self.make()
-        (self.dir / name).write_text(json.dumps(data, indent=1) + "\n")
+        write_file(str(self.dir / name), json.dumps(data, indent=1) + "\n", 0o600)  # atomic: replace
+
+    def _not_yours(self) -> LabError:
+        return LabError(
+            f"{self.dir} is not yours (the lab was brought up by another user, or as root)",
+            "run this task as that user (sudo for root)",
+        )

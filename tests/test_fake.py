@@ -19,7 +19,7 @@ from labgen.backends import BACKENDS
 from labgen.backends.base import Probe
 from labgen.demo import demo
 from labgen.doctor import doctor
-from labgen.errors import GateTimeout, GaveUp, LabError, PreflightFailed, ShowFailed, StageFailed
+from labgen.errors import CommandFailed, GateTimeout, GaveUp, LabError, PreflightFailed, ShowFailed, StageFailed
 from labgen.lab import open_up_lab, status
 from labgen.load import load_lab
 from labgen.state import LabState
@@ -227,13 +227,20 @@ def test_wait_for_polls_until_the_condition_holds() -> None:
 def test_wait_for_times_out_with_the_last_observation_and_the_dump(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gates, "SCALE", 0.01)
 
-    def probe() -> tuple[bool, str]:
-        raise ConnectionError("refused")  # a node that cannot answer is a failed attempt, not a crash
+    def probe() -> tuple[bool, str]:  # a node that cannot answer yet is a failed attempt, not a crash
+        raise CommandFailed("n1", "ovn-sbctl show", 1, "database connection failed")
 
     with pytest.raises(GateTimeout) as e:
         gates.wait_for("n1", "the SB", probe, lambda: "n1 # ovs-vsctl show\n...", 100)
-    assert (e.value.node, e.value.what, e.value.observed) == ("n1", "the SB", "ConnectionError: refused")
+    observed = "CommandFailed: n1: ovn-sbctl show exited 1: database connection failed"
+    assert (e.value.node, e.value.what, e.value.observed) == ("n1", "the SB", observed)
     assert e.value.evidence.startswith("n1 # ovs-vsctl show") and "after 1 s" in e.value.message
+
+
+def test_a_bug_in_a_probe_is_not_a_timeout() -> None:
+    """A KeyError in a parser is the code's fault: it surfaces at once, not as a gate that blames a node."""
+    with pytest.raises(KeyError):
+        gates.wait_for("n1", "it", lambda: {}["missing"], lambda: "", 60)
 
 
 def test_wait_for_gives_up_when_told(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,6 +139,8 @@ def test_same_name_from_another_directory_is_refused(tmp_path: Path) -> None:
         assert r.returncode == 1, r.stdout + r.stderr
         assert "a lab named t-same already runs on this host" in r.stderr and str(b / "lab.toml") in r.stderr
         assert not (b / ".lab" / "t-same").exists()  # refused before creating anything
+        gone = cli_b("teardown", check=False)  # nor may b's teardown remove a's namespaces
+        assert gone.returncode == 1 and "a lab named t-same already runs on this host" in gone.stderr, gone
         check_infrastructure(cli_a, IPS)  # the running lab is untouched
     finally:
         cli_b("teardown", check=False)  # should b have come up after all: same names, both go

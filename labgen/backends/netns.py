@@ -23,7 +23,7 @@ from provision.facts import netns_names
 from ..errors import BackendFailed
 from ..model import Lab, Node, lab_of
 from .base import Backend, Log, Probe
-from .procs import is_mount, ns_inode, pidfile_pids, pids_in, stop
+from .procs import is_mount, ns_inode, pids_in, stop
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
 PRIVATE = {
@@ -239,18 +239,21 @@ class NetnsBackend(Backend):
         return {lab: "namespaces" for lab in sorted(filter(None, labs))}
 
     def destroy(self, log: Log) -> None:
-        # Stop daemons by pidfile first (clean exits), then every process left in a node's UTS or network
-        # namespace: that catches what a trainee started by hand (a `dhclient --no-pid`), and only that.
-        # A pid is signalled only once proven the lab's: it runs in the node's UTS or network namespace (a
-        # pidfile alone proves nothing: `-1` means every process, a stale pid someone else's).
+        # The namespaces are this checkout's only while its namespace dir is mounted (up mounts it before it
+        # makes any): a lab of the same name from another directory is not ours to remove.
+        taken = self._name_taken()
+        if taken:
+            raise BackendFailed(taken, "run `invoke teardown` where that lab's lab.toml is")
+        # Every process in a node's UTS or network namespace: the daemons and what a trainee started by
+        # hand (a `dhclient --no-pid`), and only that. A pid is signalled only once proven the lab's that
+        # way (a pidfile alone proves nothing: `-1` means every process, a stale pid someone else's).
         nodes = self.state.known_nodes()
         for node in nodes:
             uts, net = ns_inode(self.nsdir / f"{node}.uts"), ns_inode(Path(f"/run/netns/{self.netns(node)}"))
             proven = pids_in({i for i in (uts, net) if i})
-            daemons = [p for p in pidfile_pids(self.node_dir(node) / "run") if p in proven]
             if proven:
                 log(f"{node}: stopping {len(proven)} processes")
-                stop(daemons + sorted(set(proven) - set(daemons)))
+                stop(sorted(proven))
             for f in (self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"):
                 if is_mount(f):
                     _sh("umount", str(f))

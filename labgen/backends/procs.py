@@ -25,19 +25,6 @@ def unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
-def pidfile_pids(run: Path) -> list[int]:
-    """The pids in the pidfiles below `run`: only hints, each still to be proven (see pids_in)."""
-    pids = []
-    for pf in sorted(run.rglob("*.pid")):
-        try:
-            pid = int(pf.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if pid > 0:
-            pids.append(pid)
-    return pids
-
-
 def ns_inode(path: Path) -> int | None:
     try:
         return path.stat().st_ino if is_mount(path) else None

@@ -69,6 +69,13 @@ class VagrantBackend(Backend):
             err_cm=vagrant.make_file_cm(path),
         )
 
+    def _vagrant_call(self, what: str, log: str, call: Any) -> Any:
+        """A python-vagrant call; its failure is the lab's, said with the log to read."""
+        try:
+            return call(self.vagrant(log))
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise BackendFailed(f"vagrant {what} failed ({e})", f"read {self.state.log(log)}") from None
+
     def box_dir(self) -> Path | None:
         home = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
         base = home / "boxes" / self.lab.vagrant.box.replace("/", "-VAGRANTSLASH-")
@@ -137,7 +144,7 @@ class VagrantBackend(Backend):
         self.write_ssh_config()
 
     def write_ssh_config(self) -> None:
-        text = self.vagrant().ssh_config()
+        text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())
         # one master connection per VM: a command then costs one round trip, not a handshake
         control = control_dir() / "%C"
         extra = (
@@ -167,10 +174,14 @@ class VagrantBackend(Backend):
         if self.state.root_marker.exists():
             return
         argv = ["ssh", "-F", str(self.state.ssh_config), "-T", "-l", "root"]
-        if all(
-            subprocess.run([*argv, n, "true"], capture_output=True, timeout=60).returncode == 0
-            for n in self.lab.node_names
-        ):
+
+        def root_ok(node: str) -> bool:
+            try:
+                return subprocess.run([*argv, node, "true"], capture_output=True, timeout=60).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False  # stay with sudo: slower, not wrong
+
+        if all(root_ok(n) for n in self.lab.node_names):
             self.state.root_marker.write_text("")
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
@@ -201,13 +212,13 @@ class VagrantBackend(Backend):
     def status(self) -> dict[str, str]:
         if not self.state.vagrantfile.exists():
             return {n.name: "not created" for n in self.lab.nodes}
-        return {s.name: s.state for s in self.vagrant().status()}
+        return {s.name: s.state for s in self._vagrant_call("status", "vagrant", lambda v: v.status())}
 
     def save_snapshot(self, name: str) -> None:
-        self.vagrant("vagrant-snapshot").snapshot_save(name)  # every VM of the Vagrantfile
+        self._vagrant_call("snapshot save", "vagrant-snapshot", lambda v: v.snapshot_save(name))  # every VM
 
     def restore_snapshot(self, name: str) -> None:
-        self.vagrant("vagrant-snapshot").snapshot_restore(name)
+        self._vagrant_call("snapshot restore", "vagrant-snapshot", lambda v: v.snapshot_restore(name))
         self._close_ssh(self.lab.node_names)  # the restored VMs know nothing of the old ssh masters
 
     def has_leftovers(self) -> bool:
@@ -222,9 +233,7 @@ class VagrantBackend(Backend):
                 log("vagrant destroy failed; sweeping with libvirt")
         for what in self._sweep(dry_run=False):
             log(f"removed {what}")
-        if self.state.ssh_config.exists():
-            cfg = str(self.state.ssh_config)
-            subprocess.run(["ssh", "-F", cfg, "-O", "exit", *self.lab.node_names], capture_output=True)
+        self._close_ssh(self.state.known_nodes())
         self.state.remove()
 
     def _sweep(self, *, dry_run: bool) -> list[str]:

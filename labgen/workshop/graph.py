@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ..errors import LabError
 from ..lab import LabStatus, open_up_lab, status
 from ..model import Lab
 
@@ -73,7 +74,12 @@ def render(lab: Lab, st: LabStatus, out_dir: Path) -> list[Path]:
     paths = []
     for fmt, extra in (("svg", []), ("png", ["-Gdpi=110"])):
         path = out_dir / f"lab.{fmt}"
-        subprocess.run(["dot", f"-T{fmt}", *extra, "-o", str(path), str(src)], check=True)
+        try:
+            r = subprocess.run(["dot", f"-T{fmt}", *extra, "-o", str(path), str(src)], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise LabError("graphviz's dot is not installed", "apt-get install graphviz (invoke setup)") from None
+        if r.returncode:
+            raise LabError(f"dot could not draw {src}: {r.stderr.strip()}", "see the error above")
         paths.append(path)
     return paths
 
