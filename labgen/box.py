@@ -154,7 +154,9 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
     subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
     try:
         chroot("sh", "-c", "id vagrant >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo vagrant")
-        chroot("sh", "-c", "echo vagrant:vagrant | chpasswd && echo root:vagrant | chpasswd")
+        # no password logs in: vagrant's is none at all ('*'), root's locked; keys only (sshd below)
+        chroot("usermod", "-p", "*", "vagrant")
+        chroot("passwd", "-l", "root")
         ssh = root / "home/vagrant/.ssh"
         ssh.mkdir(mode=0o700, exist_ok=True)
         shutil.copy(vagrant_pubkey(), ssh / "authorized_keys")

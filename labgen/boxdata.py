@@ -72,6 +72,7 @@ FILES = {
     ),
     "etc/ssh/sshd_config.d/vagrant.conf": (
         "UseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
     ),
     # Vagrant's Debian hostname step restarts ifup@ for every interface; tolerate non-hotplug ones
     "etc/systemd/system/ifup@.service.d/vagrant.conf": (

@@ -109,7 +109,7 @@ class Provisioner:
                 found = Observer(self.lab, self.backend).dynamic_addresses()[2]
                 self.macs = {p: mac for p, (mac, _) in found.items()}
         backend = self.backend
-        return node_plan(
+        plan = node_plan(
             self.lab,
             node,
             datapath=backend.datapath,
@@ -117,6 +117,7 @@ class Provisioner:
             install=backend.install,
             macs=self.macs,
         )
+        return plan | backend.plan_extras(node)
 
     def run(
         self, node: str, steps: Sequence[str], *, live: bool = False, on_line: Callable[[str], None] | None = None

@@ -31,7 +31,11 @@ def rb(value: object) -> str:
     return json.dumps(str(value)).replace("#{", "\\#{")
 
 
-def render_vagrantfile(lab: Lab, accel: Accel, kernel: Kernel | None, *, fast_guest: bool) -> str:
+def render_vagrantfile(
+    lab: Lab, accel: Accel, kernel: Kernel | None, *, fast_guest: bool, ssh_keys: tuple[str, ...] = ()
+) -> str:
+    """`ssh_keys`: the private keys Vagrant tries, the lab's own first (Vagrant's insecure one logs in
+    only until the provisioner's root-ssh step replaced it)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=False,
@@ -49,4 +53,5 @@ def render_vagrantfile(lab: Lab, accel: Accel, kernel: Kernel | None, *, fast_gu
         state_dir=str(lab.state_dir),
         mgmt_network=lab.scoped("mgmt"),
         underlay_network=lab.scoped("underlay"),
+        ssh_keys=list(ssh_keys),
     )

@@ -100,6 +100,7 @@ FACTS: dict[str, Fact] = {
     "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
     "pid_of": Fact(None, read=pid_of),  # the process a pidfile names, proven (a dhclient)
     "unit": Fact(None, read=unit_state),
+    "passwd_locked": Fact(lambda user: ("passwd", "-S", user), lambda out: out.split()[1:2] == ["L"]),
     # ovs (local)
     "ovs_ids": Fact(
         lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=external_ids", "list", "open_vswitch"),

@@ -51,7 +51,8 @@ RENDER_CASES = {
 def vagrantfile(case: str) -> str:
     accel, kernel, fast = RENDER_CASES[case]
     lab = load_lab("lab.toml")
-    return render_vagrantfile(lab, accel, kernel, fast_guest=fast).replace(str(lab.state_dir), STATE)
+    keys = (f"{lab.state_dir}/ssh/vm_ed25519", f"{lab.state_dir}/ssh/vagrant-insecure")  # test_render makes both
+    return render_vagrantfile(lab, accel, kernel, fast_guest=fast, ssh_keys=keys).replace(str(lab.state_dir), STATE)
 
 
 # each fact read from the host, with the argument and the recorded phase that shows it at its fullest

@@ -25,14 +25,18 @@ from labgen.provisioner import Session
 from provision.core import Cmd, Facts, Noop, Op, Runner, Show, StepFailed, Wait, Write, pid_alive, running
 from provision.facts import FACTS, ovsdb_json
 from provision.steps import STEPS
+from provision.steps.node import SSHD_TEXT
 
 pytestmark = pytest.mark.provision
 LAB = load_lab("lab.toml")
 
 
+LAB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyOfTheLab ovn-lab t"
+
+
 def plan_for(node: str, **kw: Any) -> dict[str, Any]:
     args = {"datapath": "netdev", "services": "daemons", "install": False} | kw
-    return node_plan(LAB, node, **args)
+    return node_plan(LAB, node, **args) | {"ssh_key": LAB_KEY}  # the VM backend's extra
 
 
 class CaseFacts(Mapping[str, Any]):
@@ -462,6 +466,7 @@ FRESH: dict[str, Any] = {
     "file": None,
     "pid_alive": False,
     "pid_of": None,
+    "passwd_locked": False,
     "unit": {"enabled": False, "active": False},
     "ovs_ids": {},
     "bridges": {},
@@ -550,6 +555,35 @@ def test_no_plan_value_reaches_a_shell(services: str, datapath: str, ifupdown: b
                 leaked = sorted(v for v in values if any(v in a for a in script))
                 assert not leaked, f"{node.name} {name}: plan values {leaked} in a shell string: {op.argv}"
     assert shells  # the dpkg lock's Wait: the scan does see shells
+
+
+def test_root_ssh_puts_the_labs_key_in_place_and_no_password_logs_in() -> None:
+    plan = plan_for("ovn-host-01", services="systemd", datapath="system")
+    facts = {
+        "file:/home/vagrant/.ssh/authorized_keys": "ssh-rsa AAAAB3NzaC1yc2E... vagrant insecure public key",
+        "file:/root/.ssh/authorized_keys": None,
+        "exists:/root/.ssh": False,
+        "file:/etc/ssh/sshd_config.d/ovn-lab.conf": None,
+        "passwd_locked:root": False,
+    }
+    got = ops("root-ssh", plan, facts)
+    assert [ln.splitlines()[0] for ln in got] == [
+        "cat > /home/vagrant/.ssh/authorized_keys <<'EOF'",
+        "chown vagrant:vagrant /home/vagrant/.ssh/authorized_keys",
+        "install -d -m 700 /root/.ssh",
+        "cat > /root/.ssh/authorized_keys <<'EOF'",
+        "cat > /etc/ssh/sshd_config.d/ovn-lab.conf <<'EOF'",
+        "systemctl reload ssh",
+        "passwd -l root",
+    ]
+    assert got[0].splitlines()[1] == LAB_KEY  # the insecure key is gone, not kept beside it
+    done = {
+        "file:/home/vagrant/.ssh/authorized_keys": LAB_KEY,
+        "file:/root/.ssh/authorized_keys": LAB_KEY,
+        "file:/etc/ssh/sshd_config.d/ovn-lab.conf": SSHD_TEXT.strip(),
+        "passwd_locked:root": True,
+    }
+    assert changes(ops("root-ssh", plan, done)) == []
 
 
 def test_writes_fresh_and_done() -> None:

@@ -35,6 +35,9 @@ def test_vagrant_validate(case: str, tmp_path: Path) -> None:
     if not shutil.which("vagrant"):
         pytest.skip("vagrant not installed (.ci/run installs it)")
     (tmp_path / "Vagrantfile").write_text(vagrantfile(case).replace("/STATE", str(tmp_path)))
+    (tmp_path / "ssh").mkdir()
+    for key in ("vm_ed25519", "vagrant-insecure"):  # vagrant validate wants the key files to exist
+        (tmp_path / "ssh" / key).write_text("")
     r = subprocess.run(
         ["vagrant", "validate"],
         cwd=tmp_path,

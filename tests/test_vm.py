@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from labgen.backends.vagrant_host import insecure_key
 from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure, finish, interrupt
 
 
@@ -83,6 +84,20 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     assert "QEMU TCG" in up.stdout or "KVM" in up.stdout  # the accelerator is chosen and said
     assert "lab t-vm is up" in up.stdout, up.stdout
     check_infrastructure(cli, IPS)
+    # the VMs take the lab's own key, not Vagrant's insecure one that every Vagrant ships; no password
+    # logs in (sshd offers publickey only) and root's password is locked
+    block = cli("ssh-config").stdout.split("Host ovn-host-01\n")[1].split("\nHost ")[0]
+    where = dict(line.split(None, 1) for line in block.strip().splitlines())
+    insecure = subprocess.run(
+        ["ssh", "-F", "/dev/null", "-i", str(insecure_key()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        + ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-p", where["Port"]]
+        + [f"root@{where['HostName']}", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert insecure.returncode == 255 and "Permission denied (publickey)" in insecure.stderr, insecure
+    assert cli.exec("ovn-host-01", "passwd -S root").split()[1] == "L"
     # a second lab on the same subnets is stopped by preflight, before it creates anything
     other = cli.config.parent / "other"
     other.mkdir()

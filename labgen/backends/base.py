@@ -99,6 +99,10 @@ class Backend(ABC):
     def prepare(self, node: str) -> None:
         """Make the provisioner available on the node."""
 
+    def plan_extras(self, node: str) -> dict[str, str]:
+        """What this backend's own provisioner steps need in a node's plan (the VMs' ssh key)."""
+        return {}
+
     def render(self) -> Path:
         """Write the backend's description of the lab (a Vagrantfile) and check it; returns its path."""
         raise InputError(f"the {self.name} backend has no file to render", "invoke render --backend vagrant")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import stat
 import subprocess
 import tarfile
 import tempfile
@@ -26,7 +25,7 @@ from ..render import Kernel, render_vagrantfile
 from ..ui import progress
 from . import libvirt
 from .base import Backend, Log, Probe
-from .vagrant_host import OWN_BOX, host_probes
+from .vagrant_host import OWN_BOX, control_dir, host_probes, insecure_key
 
 REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +68,20 @@ class VagrantBackend(Backend):
             err_cm=vagrant.make_file_cm(path),
         )
 
+    def lab_key(self) -> Path:
+        """The lab's own ssh key (made on first use, gone with teardown): the VMs accept it instead of
+        Vagrant's insecure key, which every Vagrant installation ships."""
+        key = self.state.ssh_dir / "vm_ed25519"
+        if not key.exists():
+            argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {self.lab.name}", "-f", str(key)]
+            r = subprocess.run(argv, capture_output=True, text=True)
+            if r.returncode:
+                raise BackendFailed(f"ssh-keygen failed: {r.stderr.strip()}", "apt-get install openssh-client")
+        return key
+
+    def plan_extras(self, node: str) -> dict[str, str]:
+        return {"ssh_key": Path(f"{self.lab_key()}.pub").read_text().strip()}
+
     def _vagrant_call(self, what: str, log: str, call: Any) -> Any:
         """A python-vagrant call; its failure is the lab's, said with the log to read."""
         try:
@@ -97,7 +110,11 @@ class VagrantBackend(Backend):
     def render(self) -> Path:
         kernel = self._kernel()
         text = render_vagrantfile(
-            self.lab, libvirt.choose_accel(self.lab.vagrant.accel), kernel, fast_guest=kernel is not None
+            self.lab,
+            libvirt.choose_accel(self.lab.vagrant.accel),
+            kernel,
+            fast_guest=kernel is not None,
+            ssh_keys=(str(self.lab_key()), str(insecure_key())),
         )
         self.state.make()
         self.state.vagrantfile.write_text(text)
@@ -247,18 +264,6 @@ class VagrantBackend(Backend):
         for name in libvirt.drop_box_volumes(box):
             log(f"removed box volume {name}")
         log(f"removed box {box}")
-
-
-def control_dir() -> Path:
-    """Where ssh keeps its master sockets: a directory only this user may enter. In /tmp itself another
-    user could create the socket's name first, or use it."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    d = Path(runtime) / "ovn-lab" if runtime and os.path.isdir(runtime) else Path(f"/tmp/ovn-lab-{os.getuid()}")
-    d.mkdir(mode=0o700, exist_ok=True)
-    st = d.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
-        raise BackendFailed(f"{d} is not a directory only you can enter", f"remove it (rm -rf {d}) and try again")
-    return d
 
 
 def _watch_vagrant_log(log: Path, stop: threading.Event) -> None:

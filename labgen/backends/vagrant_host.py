@@ -4,11 +4,14 @@ doctor): vagrant and its plugin, libvirt, free subnets, disk, memory, the box.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import BackendFailed
 from ..model import Lab
 from . import libvirt
 from .base import Probe
@@ -110,3 +113,22 @@ def _memory_problem(lab: Lab) -> str | None:
     with open("/proc/meminfo") as f:
         avail = next(int(ln.split()[1]) >> 10 for ln in f if ln.startswith("MemAvailable:"))
     return None if avail >= need else f"{avail} MiB available, {vms} VMs need about {need} MiB"
+
+
+def insecure_key() -> Path:
+    """Vagrant's well-known key, which the box (and any public box) accepts until the lab's replaces it."""
+    from ..box import vagrant_pubkey
+
+    return vagrant_pubkey().with_suffix("")
+
+
+def control_dir() -> Path:
+    """Where ssh keeps its master sockets: a directory only this user may enter. In /tmp itself another
+    user could create the socket's name first, or use it."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    d = Path(runtime) / "ovn-lab" if runtime and os.path.isdir(runtime) else Path(f"/tmp/ovn-lab-{os.getuid()}")
+    d.mkdir(mode=0o700, exist_ok=True)
+    st = d.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:
+        raise BackendFailed(f"{d} is not a directory only you can enter", f"remove it (rm -rf {d}) and try again")
+    return d

@@ -36,13 +36,36 @@ def install(plan: Plan, facts: FactMap) -> Iterator[Op]:
     yield cmd("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", *pkgs, timeout=1200)
 
 
+AUTHORIZED = ("/home/vagrant/.ssh/authorized_keys", "/root/.ssh/authorized_keys")
+SSHD_CONF = "/etc/ssh/sshd_config.d/ovn-lab.conf"
+SSHD_TEXT = "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+
+
 def root_ssh(plan: Plan, facts: FactMap) -> Iterator[Op]:
-    """VMs: let the lab's ssh key log in as root, so `ssh ovn-host-01` (invoke ssh-config) lands where the
-    tutorial's commands run. The lab's networks are isolated from everything else."""
-    if facts["exists:/root/.ssh/authorized_keys"]:
-        yield Noop("root accepts the lab's ssh key")
+    """VMs: the lab's own ssh key, in place of Vagrant's well-known insecure one, for vagrant and for root
+    (so `ssh ovn-host-01` with `invoke ssh-config` lands where the tutorial's commands run); and no
+    password logs in: sshd takes keys only, and root's password is locked."""
+    key = plan.get("ssh_key")
+    if not key:
+        raise StepFailed("the plan has no ssh_key: this step is the VM backend's")
+    for path in AUTHORIZED:
+        if facts[f"file:{path}"] == key:
+            yield Noop(f"{path} holds the lab's key only")
+            continue
+        if path.startswith("/root/") and not facts["exists:/root/.ssh"]:  # vagrant's exists: it logged in
+            yield cmd("install", "-d", "-m", "700", "/root/.ssh")
+        yield Write(path, key + "\n", 0o600)
+        if path.startswith("/home/vagrant/"):
+            yield cmd("chown", "vagrant:vagrant", path)
+    if facts[f"file:{SSHD_CONF}"] == SSHD_TEXT.strip():
+        yield Noop("sshd takes keys only")
     else:
-        yield cmd("install", "-D", "-m", "600", "/home/vagrant/.ssh/authorized_keys", "/root/.ssh/authorized_keys")
+        yield Write(SSHD_CONF, SSHD_TEXT)
+        yield cmd("systemctl", "reload", "ssh")
+    if facts["passwd_locked:root"]:
+        yield Noop("root's password is locked")
+    else:
+        yield cmd("passwd", "-l", "root")
 
 
 def ovs(plan: Plan, facts: FactMap) -> Iterator[Op]:
