@@ -88,14 +88,9 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     # logs in (sshd offers publickey only) and root's password is locked
     block = cli("ssh-config").stdout.split("Host ovn-host-01\n")[1].split("\nHost ")[0]
     where = dict(line.split(None, 1) for line in block.strip().splitlines())
-    insecure = subprocess.run(
-        ["ssh", "-F", "/dev/null", "-i", str(insecure_key()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
-        + ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-p", where["Port"]]
-        + [f"root@{where['HostName']}", "true"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    opts = ["IdentitiesOnly=yes", "BatchMode=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"]
+    argv = ["ssh", "-F", "/dev/null", "-i", str(insecure_key()), *(f"-o{o}" for o in opts), "-p", where["Port"]]
+    insecure = subprocess.run([*argv, f"root@{where['HostName']}", "true"], capture_output=True, text=True, timeout=60)
     assert insecure.returncode == 255 and "Permission denied (publickey)" in insecure.stderr, insecure
     assert cli.exec("ovn-host-01", "passwd -S root").split()[1] == "L"
     # a second lab on the same subnets is stopped by preflight, before it creates anything
