@@ -210,10 +210,10 @@ def teardown(config: str | Path, *, box: bool = False) -> None:
     t0 = time.monotonic()
     for name in names:
         backend = get_backend(name, lab)
-        if not saved and not backend.has_leftovers():
-            continue
-        with step(f"teardown {lab.name} ({name})"):
-            backend.destroy(lambda msg: console.print(f"  {msg}", markup=False))
-            if box:
+        if saved or backend.has_leftovers():
+            with step(f"teardown {lab.name} ({name})"):
+                backend.destroy(lambda msg: console.print(f"  {msg}", markup=False))
+        if box and backend.has_box:  # also when nothing of the lab is left: the box is the user's
+            with step(f"remove the {name} backend's box"):
                 backend.remove_box(lambda msg: console.print(f"  {msg}", markup=False))
     console.print(f"lab {lab.name} removed in {time.monotonic() - t0:.1f} s")

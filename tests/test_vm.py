@@ -160,3 +160,7 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     shutil.rmtree(cli.config.parent / ".lab" / "t-vm")
     cli("teardown")
     assert _libvirt_objects("t-vm_") == []
+    # teardown --box, as the user who built the box: the box leaves their Vagrant and its pool copy goes
+    cli("teardown", "--box")
+    assert "ovn-lab/bookworm" not in subprocess.run(["vagrant", "box", "list"], capture_output=True, text=True).stdout
+    assert _libvirt_objects("ovn-lab-VAGRANTSLASH-bookworm") == []

@@ -51,6 +51,7 @@ class Backend(ABC):
     install: bool  # may the provisioner apt-get install?
     prelude: tuple[str, ...] = ("install",)  # provisioner steps before Open vSwitch, on every node
     freezes: bool = False  # can save and restore the nodes as they are (else a snapshot is a rebuild)
+    has_box: bool = False  # boots its nodes from a base image of the user's (teardown --box removes it)
 
     def __init__(self, lab: Lab):
         self.lab = lab

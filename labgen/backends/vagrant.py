@@ -38,6 +38,7 @@ class VagrantBackend(Backend):
     install = True
     prelude = ("install", "root-ssh")  # root accepts the lab's key: `ssh ovn-host-01` lands as root
     freezes = True
+    has_box = True
 
     def __init__(self, lab: Lab):
         super().__init__(lab)
