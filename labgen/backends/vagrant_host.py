@@ -116,10 +116,17 @@ def _memory_problem(lab: Lab) -> str | None:
 
 
 def insecure_key() -> Path:
-    """Vagrant's well-known key, which the box (and any public box) accepts until the lab's replaces it."""
-    from ..box import vagrant_pubkey
+    """Vagrant's well-known key, which the box (and any public box) accepts until the lab's replaces it:
+    Vagrant's own copy in the user's Vagrant home (ssh, and Vagrant, refuse a key the user does not own)."""
+    home = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
+    key = home / "insecure_private_key"
+    if not key.exists():  # Vagrant makes it on its first run; make it as Vagrant does
+        from ..box import vagrant_pubkey
 
-    return vagrant_pubkey().with_suffix("")
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(vagrant_pubkey().with_suffix(""), key)
+        key.chmod(0o600)
+    return key
 
 
 def control_dir() -> Path:
