@@ -261,7 +261,11 @@ class VagrantBackend(Backend):
 
     def remove_box(self, log: Log) -> None:
         box = self.lab.vagrant.box
-        subprocess.run(["vagrant", "box", "remove", "-f", "--all", box], env=self.env(), capture_output=True)
+        # not in the lab's VAGRANT_CWD: the box is the user's, and teardown has just removed that directory
+        env = {k: v for k, v in self.env().items() if k != "VAGRANT_CWD"}
+        r = subprocess.run(["vagrant", "box", "remove", "-f", "--all", box], env=env, capture_output=True, text=True)
+        if r.returncode and "could not be found" not in r.stdout + r.stderr:
+            raise BackendFailed(f"vagrant box remove {box} failed", "see the output below", r.stdout + r.stderr)
         for name in libvirt.drop_box_volumes(box):
             log(f"removed box volume {name}")
         log(f"removed box {box}")
