@@ -343,6 +343,11 @@ def test_trace_uses_the_port_mac() -> None:
     ]
 
 
+# port3 as bind leaves it: on br-int with its iface-id and MAC; and vm3's loopback, up with its address
+PORT3_ON_BR_INT = {"port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}}
+VM3_LO = {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]}
+
+
 def test_bind_fresh_and_done() -> None:
     plan = plan_for("ovn-host-02")
     fresh = ops("bind", plan, {"netns": [], "interfaces": {}, "ns_addrs:vm3": []})
@@ -360,11 +365,9 @@ def test_bind_fresh_and_done() -> None:
         plan,
         {
             "netns": ["vm3"],
-            "interfaces": {
-                "port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}
-            },
+            "interfaces": PORT3_ON_BR_INT,
             "ns_addrs:vm3": [
-                {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+                VM3_LO,
                 {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": ["UP"], "addr_info": []},
             ],
             "addrs": LINKS_FRESH,  # port3 is not (also) in the node's own namespace
@@ -379,11 +382,9 @@ def test_bind_replaces_the_orphan_left_by_a_vswitchd_restart() -> None:
     stale = {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": ["NO-CARRIER", "UP"], "addr_info": []}
     facts = {
         "netns": ["vm3"],
-        "interfaces": {
-            "port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}
-        },
+        "interfaces": PORT3_ON_BR_INT,
         "ns_addrs:vm3": [
-            {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+            VM3_LO,
             stale,
         ],
         "addrs": [*LINKS_FRESH, {"ifname": "port3", "address": "c0:ff:ee:00:00:13", "flags": [], "addr_info": []}],
@@ -400,11 +401,9 @@ def test_bind_replaces_the_orphan_left_by_a_vswitchd_restart() -> None:
 def test_bind_corrects_a_wrong_mac_in_the_namespace() -> None:
     facts = {
         "netns": ["vm3"],
-        "interfaces": {
-            "port3": {"type": "internal", "mac": "c0:ff:ee:00:00:13", "external_ids": {"iface-id": "port3"}}
-        },
+        "interfaces": PORT3_ON_BR_INT,
         "ns_addrs:vm3": [
-            {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+            VM3_LO,
             {"ifname": "port3", "address": "c0:ff:ee:00:00:99", "flags": ["UP"], "addr_info": []},
         ],
         "addrs": LINKS_FRESH,
