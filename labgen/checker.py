@@ -26,9 +26,10 @@ UINT32 = 2**32 - 1
 
 # Allowed keys per table; the value says which keys are tables of named entries.
 SCHEMA: dict[str, tuple[str, ...]] = {
-    "": ("lab", "underlay", "vagrant", "nodes", "switches", "ports"),
+    "": ("lab", "underlay", "ovn", "vagrant", "nodes", "switches", "ports"),
     "lab": ("name", "backend"),
     "underlay": ("subnet", "mtu", "nic_name"),
+    "ovn": ("transport",),
     "vagrant": ("box", "accel", "memory", "cpus", "management_subnet"),
     "node": ("ip", "central"),
     "switch": ("subnet", "exclude_ips", "dhcp"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from . import pki
 from .backends import every_backend
 from .load import load_lab
 from .ui import console
@@ -29,6 +30,9 @@ def doctor(config: str | Path) -> bool:
             lines.append((status, f"{backend.name}: {probe.name}", detail, probe.fix if err else ""))
         for name, what in backend.labs_on_host().items():
             others.setdefault(name, []).append(f"{backend.name}: {what}")
+    for probe in pki.probes(lab):  # what lab.toml's own choices need, whatever the backend
+        err = probe.check()
+        lines.append(("fail" if err else "ok", f"lab: {probe.name}", err or "", probe.fix if err else ""))
     for name, where in sorted(others.items()):
         fix = f"invoke teardown --config <that lab's lab.toml>  (lab {name})"
         lines.append(("ok" if name == lab.name else "warn", "lab on this host", f"{name} ({'; '.join(where)})", fix))

@@ -19,7 +19,7 @@ from .checker import (
     shown,
 )
 from .errors import Issue, LabInvalid
-from .model import Lab, Underlay, Vagrant
+from .model import TRANSPORTS, Lab, Ovn, Underlay, Vagrant
 
 MAX_BYTES = 1 << 20
 
@@ -81,6 +81,11 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
             'use an interface name like "enp9s0"',
         )
 
+    ovn_t = checker.table(data.get("ovn", {}), "ovn", "ovn")
+    transport = checker.get(ovn_t, "ovn", "transport", str, "tcp")
+    if transport is not None and transport not in TRANSPORTS:
+        checker.bad("ovn.transport", f"unknown transport {shown(transport)}", did_you_mean(transport, TRANSPORTS))
+
     v_t = checker.table(data.get("vagrant", {}), "vagrant", "vagrant")
     accel = checker.get(v_t, "vagrant", "accel", str, "auto")
     if accel is not None and accel not in ("auto", "kvm", "tcg"):
@@ -123,6 +128,7 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
         nodes=tuple(nodes),
         switches=tuple(switches),
         ports=tuple(ports),
+        ovn=Ovn(transport),
     )
 
 

@@ -21,6 +21,18 @@ class Underlay:
         return ipaddress.ip_network(self.subnet).prefixlen
 
 
+TRANSPORTS = ("tcp", "ssl")
+SB_PORT, NB_PORT = 6642, 6641
+
+
+@dataclass(frozen=True)
+class Ovn:
+    """How the chassis reach the SB: "tcp" as the tutorial does, or "ssl" (mutual TLS, certificates from a
+    per-lab CA that ovs-pki made)."""
+
+    transport: str = "tcp"
+
+
 @dataclass(frozen=True)
 class Vagrant:
     box: str
@@ -87,6 +99,12 @@ class Lab:
     nodes: tuple[Node, ...]
     switches: tuple[Switch, ...]
     ports: tuple[Port, ...] = field(default=())
+    ovn: Ovn = field(default=Ovn())
+
+    @property
+    def sb_remote(self) -> str:
+        """Where the chassis find the SB, as ovn-remote spells it."""
+        return f"{self.ovn.transport}:{self.central.ip}:{SB_PORT}"
 
     @property
     def central(self) -> Node:

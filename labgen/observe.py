@@ -10,6 +10,7 @@ from typing import Any
 
 from provision.core import prompt
 from provision.facts import FACTS, addr_of, geneve_remotes
+from provision.services import sb_client
 
 from .backends.base import Backend
 from .errors import CommandFailed
@@ -39,7 +40,7 @@ class Observer:
         def collect() -> str:
             cmds = [(node, ["ovs-vsctl", "show"]), (node, ["tail", "-n", "15", "/var/log/ovn/ovn-controller.log"])]
             if node != self.central:
-                cmds.append((node, ["ovn-sbctl", f"--db=tcp:{self.lab.central.ip}:6642", "--timeout=5", "show"]))
+                cmds.append((node, ["ovn-sbctl", *sb_client(self.lab.sb_remote), "--timeout=5", "show"]))
             cmds.append((self.central, ["ovn-sbctl", "show"]))
             parts = []
             for where, argv in cmds:

@@ -23,6 +23,8 @@ def node_plan(
         "central": n.central,
         "central_ip": lab.central.ip,
         "encap_type": "geneve",
+        "transport": lab.ovn.transport,
+        "sb_remote": lab.sb_remote,
         "nic_name": lab.underlay.nic_name,
         "datapath": datapath,
         "services": services,

@@ -15,6 +15,7 @@ from typing import Any
 from provision.core import END, Show, prompt
 from provision.steps import STEPS
 
+from . import pki
 from .backends.base import Backend, Result
 from .errors import CommandFailed, GaveUp, ShowFailed, StageFailed
 from .model import Lab
@@ -117,7 +118,8 @@ class Provisioner:
             install=backend.install,
             macs=self.macs,
         )
-        return plan | backend.plan_extras(node)
+        certs = pki.material(self.lab, backend.state, node)
+        return plan | backend.plan_extras(node) | ({"ssl": certs} if certs else {})
 
     def run(
         self, node: str, steps: Sequence[str], *, live: bool = False, on_line: Callable[[str], None] | None = None

@@ -10,6 +10,7 @@
 | logs/            | provisioner, backends          | the trainer: errors print the path               |
 | captures/        | capture                        | the trainee (Wireshark)                           |
 | ssh/             | netns ssh-config (keys)        | ssh's ProxyCommand                                |
+| pki/             | up, with transport = "ssl"     | the provisioner plan: each node's key and certs  |
 | ssh_config, root-ssh, Vagrantfile, .vagrant/ | vagrant backend | vagrant backend, ssh, vagrant          |
 | nodes/, ns/      | netns backend                  | netns backend: node directories, namespace files |
 """
@@ -122,6 +123,10 @@ class LabState:
     @property
     def ssh_dir(self) -> Path:
         return self.make("ssh")
+
+    @property
+    def pki(self) -> Path:
+        return self.make("pki")
 
     @property
     def ssh_config(self) -> Path:

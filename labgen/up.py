@@ -8,7 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .backends.base import Backend
+from . import pki
+from .backends.base import Backend, Probe
 from .errors import GaveUp, PreflightFailed, StageFailed
 from .gates import wait_for
 from .lab import changes_lab, open_lab
@@ -18,9 +19,9 @@ from .provisioner import Provisioner, each
 from .ui import console, step
 
 
-def preflight(backend: Backend) -> None:
+def preflight(backend: Backend, more: list[Probe]) -> None:
     problems = []
-    for p in backend.probes():
+    for p in [*backend.probes(), *more]:
         err = None if p.advisory else p.check()
         if err:
             problems.append(f"  ✗ {p.name}: {err}\n    fix: {p.fix}")
@@ -38,7 +39,7 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
     t0 = time.monotonic()
     console.print(f"lab [bold]{lab.name}[/]: {len(lab.nodes)} nodes on {lab.underlay.subnet}, backend {backend.name}")
     with step("preflight"):
-        preflight(backend)
+        preflight(backend, pki.probes(lab))
     backend.state.remember(backend.name)  # before creating anything: teardown finds what a failed up leaves
     with Provisioner(lab, backend, verbose=verbose) as provisioner:
         Up(lab, backend, provisioner).run()
@@ -56,6 +57,9 @@ class Up:
 
     def run(self) -> None:
         names = self.lab.node_names
+        if self.lab.ovn.transport == "ssl":
+            with step("the lab's CA, and a key and certificate for each node (ovs-pki)"):
+                pki.ensure(self.lab, self.backend.state)
         with step(f"create {len(names)} nodes"):
             self.backend.create(lambda msg: console.print(f"  {msg}", markup=False, style="dim"))
             each(names, self.backend.prepare)
@@ -74,6 +78,7 @@ class Up:
         has its IP costs ARP timeouts)."""
         run = self.provisioner.run
         first = [*self.backend.prelude, "ovs", "underlay"]
+        ssl = ["ssl"] if self.lab.ovn.transport == "ssl" else []
         try:
             if node == self.central:
                 if self.backend.install:
@@ -83,11 +88,11 @@ class Up:
                     runs = [pool.submit(run, node, first), pool.submit(run, node, ["central"])]
                 for f in runs:
                     f.result()
-                run(node, ["sb-listen"])  # its underlay address exists now
+                run(node, [*ssl, "sb-listen"])  # its underlay address exists now (and its certificates)
                 self.sb_started.set()  # the SB listens on the underlay: the hosts may go on
                 rest = ["chassis", "controller"]
             else:
-                run(node, [*first, "chassis"])
+                run(node, [*first, "chassis", *ssl])
                 self.sb_started.wait()
                 if self.failed.is_set():
                     raise GaveUp(f"{node}: stopped waiting for the SB")

@@ -63,6 +63,7 @@ class Write(NamedTuple):
     path: str
     text: str
     mode: int = 0o644
+    elide: str = ""  # says what the text is, shown in its place (a private key is never echoed)
 
     def shell(self) -> str:
         # a delimiter no line of the text equals; a heredoc always ends in a newline, so one is shown
@@ -70,6 +71,8 @@ class Write(NamedTuple):
         while end in self.text.splitlines():
             end += "_"
         body = self.text if self.text.endswith("\n") or not self.text else self.text + "\n"
+        if self.elide:
+            body = f"({self.elide}: {len(self.text.splitlines())} lines, not shown)\n"
         return f"cat > {shlex.quote(self.path)} <<'{end}'\n{body}{end}"
 
 

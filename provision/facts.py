@@ -139,6 +139,9 @@ FACTS: dict[str, Fact] = {
     "ns_addrs": Fact(lambda ns: ("ip", "-n", ns, "-j", "addr"), ip_json, default=[], has_default=True),
     # ovn (central, local unix sockets)
     "sb_connection": Fact(lambda _: ("ovn-sbctl", "--timeout=10", "get-connection"), lines),
+    "nb_connection": Fact(lambda _: ("ovn-nbctl", "--timeout=10", "get-connection"), lines),
+    # (private key, certificate, CA certificate) each database client of the node is told to use
+    "ssl": Fact(lambda ctl: (ctl, "--timeout=10", "get-ssl"), lambda out: ssl_paths(out)),
     "nb_switches": _list("ovn-nbctl", "logical_switch", "_uuid,name,other_config,ports"),
     "nb_ports": _list("ovn-nbctl", "logical_switch_port", "_uuid,name,addresses,dynamic_addresses,dhcpv4_options,up"),
     "nb_dhcp": _list("ovn-nbctl", "dhcp_options", "_uuid,cidr,options"),
@@ -148,6 +151,12 @@ FACTS: dict[str, Fact] = {
     "sb_encaps": _list("ovn-sbctl", "encap", "chassis_name,ip,type"),
     "sb_bindings": _list("ovn-sbctl", "port_binding", "logical_port,chassis,mac,up"),
 }
+
+
+def ssl_paths(out: str) -> tuple[str, str, str]:
+    """`ovs-vsctl get-ssl` (or ovn-nbctl/ovn-sbctl): "Private key: PATH" lines; empty when unset."""
+    got = dict(ln.split(": ", 1) for ln in out.splitlines() if ": " in ln)
+    return (got.get("Private key", ""), got.get("Certificate", ""), got.get("CA Certificate", ""))
 
 
 def geneve_remotes(interfaces: dict[str, dict[str, Any]]) -> list[str]:

@@ -13,6 +13,9 @@ from .facts import DAEMON_PIDFILES
 
 DIRS = ("/run/openvswitch", "/run/ovn", "/var/log/openvswitch", "/var/log/ovn", "/etc/openvswitch", "/var/lib/ovn")
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+SSL_FLAGS = (("private-key", "private_key"), ("certificate", "certificate"), ("ca-cert", "ca_cert"))
+# the node's key and certificates when the lab's transport is ssl (from the per-lab CA, see labgen.pki)
+SSL_FILES = ("/etc/ovn/ovn-lab-privkey.pem", "/etc/ovn/ovn-lab-cert.pem", "/etc/ovn/ovn-lab-cacert.pem")
 LOG = ("-vconsole:off", "--log-file")  # -vconsole:off first, or the daemons print "opened log file"
 
 
@@ -82,6 +85,8 @@ def start_central(plan: Plan, facts: FactMap) -> Iterator[Op]:
                 path,
                 f"--remote=punix:/run/ovn/ovn{db}_db.sock",
                 f"--remote=db:{table},connections",
+                # as ovn-ctl starts them: the SSL table says which key and certificates pssl: remotes use
+                *(f"--{opt}=db:{table.split(',')[0]},SSL,{col}" for opt, col in SSL_FLAGS),
                 f"--pidfile=/run/ovn/ovn{db}_db.pid",
                 f"--unixctl=/run/ovn/ovn{db}_db.ctl",
                 log=f"--log-file=/var/log/ovn/ovsdb-server-{db}.log",
@@ -106,3 +111,10 @@ def stop_argv(services: str, daemon: str) -> list[str]:
     if services == "systemd":
         return ["systemctl", "stop", {"ovn-controller": "ovn-host", "ovn-northd": "ovn-central"}.get(daemon, daemon)]
     return ["pkill", "--pidfile", DAEMON_PIDFILES[daemon]]  # SIGTERM: it exits and removes its pidfile
+
+
+def sb_client(remote: str) -> list[str]:
+    """The options of an ovn-sbctl (or ovn-nbctl) that talks to `remote` from a node: with ssl, the node's
+    own key and certificate, checked against the lab's CA."""
+    ssl = ["-p", SSL_FILES[0], "-c", SSL_FILES[1], "-C", SSL_FILES[2]] if remote.startswith("ssl:") else []
+    return [f"--db={remote}", *ssl]

@@ -89,9 +89,11 @@ def finish(cli: Cli, *task: str) -> str:
         time.sleep(0.5)
 
 
-def tutorial_lab(tmp: Path, name: str) -> Cli:
+def tutorial_lab(tmp: Path, name: str, *, transport: str = "tcp") -> Cli:
     """The tutorial's lab.toml under another lab name, in `tmp`."""
-    (tmp / "lab.toml").write_text((ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"'))
+    text = (ROOT / "lab.toml").read_text().replace('name = "ovn-lab"', f'name = "{name}"')
+    text = text.replace('transport = "tcp"', f'transport = "{transport}"', 1)
+    (tmp / "lab.toml").write_text(text)
     return Cli(tmp / "lab.toml")
 
 
@@ -112,7 +114,7 @@ def changes(output: str) -> list[str]:
     return [ln for ln in output.splitlines() if CHANGE.match(ln)]
 
 
-def check_infrastructure(cli: Cli, ips: dict[str, str]) -> None:
+def check_infrastructure(cli: Cli, ips: dict[str, str], transport: str = "tcp") -> None:
     central = "ovn-central-01"
     sb = cli.exec(central, "ovn-sbctl --format=json --columns=chassis_name,ip,type list encap")
     encaps = {row[0]: (row[1], row[2]) for row in json.loads(sb)["data"]}
@@ -128,7 +130,7 @@ def check_infrastructure(cli: Cli, ips: dict[str, str]) -> None:
             f'ovn-encap-ip="{ip}"',
             "ovn-encap-type=geneve",
             f"system-id={node}",
-            f'ovn-remote="tcp:{ips[central]}:6642"',
+            f'ovn-remote="{transport}:{ips[central]}:6642"',
         ):
             assert want in ids, ids
     listening = [ln.split()[3] for ln in cli.exec(central, "ss -Htln").splitlines() if ":6642" in ln]

@@ -128,6 +128,36 @@ def test_two_labs_side_by_side(tmp_path: Path) -> None:
         cli_b("teardown", check=False)
 
 
+def test_ssl_transport(tmp_path: Path) -> None:
+    """`[ovn] transport = "ssl"`: the chassis reach the SB over mutual TLS with the lab's own CA; a client
+    without a certificate, or with one from another CA, is refused, as is plain tcp."""
+    cli = tutorial_lab(tmp_path, "t-ssl", transport="ssl")
+    try:
+        cli("up", "--backend", "netns")
+        check_infrastructure(cli, IPS, transport="ssl")
+        demo = cli("demo").stdout
+        check_demo(cli, demo)
+        assert "BEGIN" not in (tmp_path / ".lab/t-ssl/logs/ovn-host-01.log").read_text()  # no key echoed
+        assert cli.exec("ovn-central-01", "ovn-sbctl get-connection").split()[-1] == "pssl:6642:192.168.1.61"
+        assert cli.exec("ovn-host-01", "ovn-appctl -t ovn-controller connection-status").strip() == "connected"
+        certs = "-p /etc/ovn/ovn-lab-privkey.pem -c /etc/ovn/ovn-lab-cert.pem -C /etc/ovn/ovn-lab-cacert.pem"
+        assert "port3" in cli.exec("ovn-host-02", f"ovn-nbctl --db=ssl:192.168.1.61:6641 {certs} show")
+        stranger = (  # a key and certificate of a CA the lab does not know, made on the node itself
+            "cd /tmp && ovs-pki -b --dir=/tmp/other init >/dev/null"
+            " && ovs-pki -b --dir=/tmp/other req+sign x >/dev/null"
+            " && ovn-sbctl --db=ssl:192.168.1.61:6642 -p x-privkey.pem -c x-cert.pem -C /tmp/other/switchca/cacert.pem"
+            " --timeout=5 show"
+        )
+        for attempt in ("ovn-sbctl --db=tcp:192.168.1.61:6642 --timeout=5 show", stranger):
+            r = subprocess.run(cli.exec_argv("ovn-host-02", attempt), cwd=ROOT, capture_output=True, text=True)
+            assert r.returncode != 0 and "Chassis" not in r.stdout, (attempt, r.stdout, r.stderr)
+        again = cli("up").stdout + cli("demo").stdout
+        assert changes(again) == [], changes(again)
+        assert cli("check").returncode == 0
+    finally:
+        cli("teardown", check=False)
+
+
 def test_same_name_from_another_directory_is_refused(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()

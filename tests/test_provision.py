@@ -140,6 +140,37 @@ def test_central_fresh_and_done() -> None:
     assert changes(ops("sb-listen", plan, {"sb_connection": ["ptcp:6642:192.168.1.61"]})) == []
 
 
+SSL_FILES = ("/etc/ovn/ovn-lab-privkey.pem", "/etc/ovn/ovn-lab-cert.pem", "/etc/ovn/ovn-lab-cacert.pem")
+CERTS = {"key": "-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n", "cert": "C\n", "cacert": "CA\n"}
+
+
+def test_ssl_central_fresh_and_done() -> None:
+    """transport = "ssl": the certificates written (the key 0600 and never echoed), every client and server
+    told to use them, and the SB and NB on pssl: on the underlay address."""
+    plan = plan_for("ovn-central-01") | {"transport": "ssl", "sb_remote": "ssl:192.168.1.61:6642", "ssl": CERTS}
+    ctls = ("ovs-vsctl", "ovn-nbctl", "ovn-sbctl")
+    fresh = {f"file:{p}": None for p in SSL_FILES} | {f"ssl:{c}": ("", "", "") for c in ctls}
+    got = raw_ops("ssl", plan, fresh)
+    writes = [op for op in got if isinstance(op, Write)]
+    assert [(w.path, w.mode) for w in writes] == list(zip(SSL_FILES, (0o600, 0o644, 0o644), strict=True))
+    assert "secret" not in writes[0].shell() and "(the node's private key: 3 lines, not shown)" in writes[0].shell()
+    assert changes(ops("ssl", plan, fresh))[3:] == [f"{c} set-ssl {' '.join(SSL_FILES)}" for c in ctls]
+    done = {f"file:{p}": t.strip() for p, t in zip(SSL_FILES, CERTS.values(), strict=True)} | {
+        f"ssl:{c}": SSL_FILES for c in ctls
+    }
+    assert changes(ops("ssl", plan, done)) == []
+    assert ops("sb-listen", plan, {"sb_connection": [], "nb_connection": []}) == [
+        "ovn-sbctl set-connection pssl:6642:192.168.1.61",
+        "ovn-nbctl set-connection pssl:6641:192.168.1.61",
+    ]
+    listening = {"sb_connection": ["pssl:6642:192.168.1.61"], "nb_connection": ["pssl:6641:192.168.1.61"]}
+    assert changes(ops("sb-listen", plan, listening)) == []
+    host = plan_for("ovn-host-01") | {"transport": "ssl", "sb_remote": "ssl:192.168.1.61:6642", "ssl": CERTS}
+    wait = next(op for op in raw_ops("controller", host, {"pid_alive:ovn-controller": True}) if isinstance(op, Wait))
+    assert wait.argv[1:8] == ("--db=ssl:192.168.1.61:6642", "-p", SSL_FILES[0], "-c", SSL_FILES[1], "-C", SSL_FILES[2])
+    assert ops("ssl", plan_for("ovn-host-01"), {}) == [": ok, the transport is tcp: no certificates"]
+
+
 IDS_DONE = {
     "ovn-remote": "tcp:192.168.1.61:6642",
     "ovn-encap-ip": "192.168.1.62",

@@ -98,7 +98,9 @@ def _connected(lab: Lab, backend: Backend, node: str) -> list[Finding]:
     if status == "connected":
         return [ok(node, "ovn-controller connected")]
     tail = backend.run(node, ["tail", "-n", "5", "/var/log/ovn/ovn-controller.log"], timeout=30)
-    why = f"it cannot reach tcp:{lab.central.ip}:6642: check ovn-remote and the underlay"
+    why = f"it cannot reach {lab.sb_remote}: check ovn-remote, the underlay" + (
+        " and the node's certificates (ovs-vsctl get-ssl)" if lab.ovn.transport == "ssl" else ""
+    )
     seen = f"ovn-controller {status}\n{(tail.stdout + tail.stderr).strip()}"
     return [problem("controller", node, f"ovn-controller on {node} is not connected to the SB database", why, seen)]
 

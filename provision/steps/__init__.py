@@ -7,7 +7,7 @@ anything. node: the infrastructure (steps 1-3); tutorial: the logical network an
 from __future__ import annotations
 
 from ..core import Step
-from .node import central, chassis, controller, install, ovs, root_ssh, sb_listen, underlay
+from .node import central, chassis, controller, install, ovs, root_ssh, sb_listen, ssl, underlay
 from .tutorial import bind, dhcp, logical, show_leases, show_logical, trace, unbind, unlogical
 
 __all__ = ["STEPS"]
@@ -20,6 +20,7 @@ STEPS: dict[str, Step] = {
     "central": central,
     "underlay": underlay,
     "sb-listen": sb_listen,
+    "ssl": ssl,
     "chassis": chassis,
     "controller": controller,
     "logical": logical,

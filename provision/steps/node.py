@@ -82,11 +82,44 @@ def sb_listen(plan: Plan, facts: FactMap) -> Iterator[Op]:
     """Step 2, last: the SB listens on 6642 for the chassis, on the underlay address only (not on every
     address of the node). After the underlay step: before the address exists, ovsdb-server cannot bind
     it and tries again only after a back-off of seconds."""
-    listen = f"ptcp:6642:{plan['central_ip']}"
+    listen = f"p{plan['transport']}:6642:{plan['central_ip']}"
     if facts["sb_connection"] == [listen]:
         yield Noop(f"the SB database listens on {listen}")
     else:
         yield cmd("ovn-sbctl", "set-connection", listen)
+    if plan["transport"] == "ssl":  # the NB too, for clients on the other nodes; mutual TLS lets only the lab's in
+        nb = f"pssl:6641:{plan['central_ip']}"
+        if facts["nb_connection"] == [nb]:
+            yield Noop(f"the NB database listens on {nb}")
+        else:
+            yield cmd("ovn-nbctl", "set-connection", nb)
+
+
+def ssl(plan: Plan, facts: FactMap) -> Iterator[Op]:
+    """With `[ovn] transport = "ssl"`: the node's private key and certificate, signed by the lab's own CA,
+    and that CA's certificate; then every database client and server on the node is told to use them
+    (ovn-controller reads the local Open_vSwitch SSL table)."""
+    if plan["transport"] != "ssl":
+        yield Noop("the transport is tcp: no certificates")
+        return
+    pki = plan.get("ssl")
+    if not pki:
+        raise StepFailed("the plan has no certificates: labgen.pki makes them on the host")
+    wanted = (
+        (pki["key"], 0o600, "the node's private key"),
+        (pki["cert"], 0o644, "the node's certificate"),
+        (pki["cacert"], 0o644, "the lab's CA certificate"),
+    )
+    for path, (text, mode, what) in zip(services.SSL_FILES, wanted, strict=True):
+        if facts[f"file:{path}"] == text.strip():
+            yield Noop(f"{path} holds {what}")
+        else:
+            yield Write(path, text, mode, elide=what)
+    for ctl in ("ovs-vsctl", *(("ovn-nbctl", "ovn-sbctl") if plan["central"] else ())):
+        if facts[f"ssl:{ctl}"] == services.SSL_FILES:
+            yield Noop(f"{ctl} get-ssl names the lab's key and certificates")
+        else:
+            yield cmd(ctl, "set-ssl", *services.SSL_FILES)
 
 
 def chassis(plan: Plan, facts: FactMap) -> Iterator[Op]:
@@ -101,7 +134,7 @@ def chassis(plan: Plan, facts: FactMap) -> Iterator[Op]:
         yield cmd("hostname", node)
     yield from integration_bridge(plan, facts)
     want = {
-        "ovn-remote": f"tcp:{plan['central_ip']}:6642",
+        "ovn-remote": plan["sb_remote"],
         "ovn-encap-ip": plan["ip"],
         "ovn-encap-type": plan["encap_type"],
         "system-id": node,
@@ -127,8 +160,9 @@ def chassis(plan: Plan, facts: FactMap) -> Iterator[Op]:
 def controller(plan: Plan, facts: FactMap) -> Iterator[Op]:
     """Step 3, last: ovn-controller, once the SB answers (started earlier, it backs off up to 8 s between
     reconnects)."""
-    sb = f"tcp:{plan['central_ip']}:6642"
-    yield Wait(f"the SB answers on {sb}", ("ovn-sbctl", f"--db={sb}", "--timeout=5", "--no-leader-only", "show"), 120)
+    sb = plan["sb_remote"]
+    probe = ("ovn-sbctl", *services.sb_client(sb), "--timeout=5", "--no-leader-only", "show")
+    yield Wait(f"the SB answers on {sb}", probe, 120)
     yield from services.start_controller(plan, facts)
 
 
