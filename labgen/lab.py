@@ -29,14 +29,14 @@ R = TypeVar("R")
 
 
 def changes_lab(
-    task: str,
+    task: str, *, take_over: bool = False
 ) -> Callable[[Callable[Concatenate[str | Path, P], R]], Callable[Concatenate[str | Path, P], R]]:
     """Run a task that changes the lab under the lab's lock (LabState.lock): one at a time."""
 
     def wrap(fn: Callable[Concatenate[str | Path, P], R]) -> Callable[Concatenate[str | Path, P], R]:
         @functools.wraps(fn)
         def locked(config: str | Path, *args: P.args, **kw: P.kwargs) -> R:
-            with LabState(load_lab(config)).lock(task):
+            with LabState(load_lab(config)).lock(task, take_over=take_over):
                 return fn(config, *args, **kw)
 
         return locked
@@ -201,7 +201,7 @@ def render(config: str | Path, backend_name: str | None = None) -> None:
     print(backend.render())
 
 
-@changes_lab("teardown")
+@changes_lab("teardown", take_over=True)  # a killed task's orphans must not keep a lab from going
 def teardown(config: str | Path, *, box: bool = False) -> None:
     lab = load_lab(config)
     saved = LabState(lab).backend()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import stat
 import tomllib
 from pathlib import Path
@@ -42,6 +43,16 @@ def load_lab(path: str | Path) -> Lab:
         raw = Path(path).read_bytes()[:MAX_BYTES]
     except OSError as e:
         raise bad("(file)", f"cannot read: {e.strerror}", "pass --config PATH to a lab.toml") from e
+    return _parsed(source, raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(source: str, raw: bytes) -> Lab:
+    """The same text is parsed once: a task that changes the lab reads lab.toml for its lock, then to run."""
+
+    def bad(where: str, msg: str, fix: str) -> LabInvalid:
+        return LabInvalid(source, [Issue(where, msg, fix)])
+
     try:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

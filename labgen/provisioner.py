@@ -59,9 +59,10 @@ class Session:
         return self.process.wait() or 1  # ended without finishing the batch
 
     def end(self, *, kill: bool = False) -> None:
-        """End of input: the process exits after its batch. `kill`: now (an interrupted task)."""
+        """End of input: the process exits after its batch. `kill`: now (an interrupted task); SIGTERM,
+        which a wrapper passes on (see Backend.session_argv)."""
         if kill and self.alive:
-            self.process.kill()
+            self.process.terminate()
         with contextlib.suppress(BrokenPipeError):
             self.process.stdin.close()  # type: ignore[union-attr]
 
@@ -98,7 +99,7 @@ class Provisioner:
             idle = self._idle.setdefault(node, [])
             if idle:
                 return idle.pop()
-        session = Session(self.backend.node_argv(node, [*self.backend.provisioner(node), "--session"]))
+        session = Session(self.backend.session_argv(node, [*self.backend.provisioner(node), "--session"]))
         with self._lock:
             self._all.append(session)
         return session

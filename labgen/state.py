@@ -21,7 +21,9 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -32,6 +34,7 @@ from provision.core import write_file
 
 from .errors import LabError
 from .model import Lab
+from .ui import console
 
 # locks this process holds (path -> fd): a snapshot restore runs teardown, up and demo in turn under one
 _held: dict[Path, int] = {}
@@ -55,6 +58,52 @@ def held_fds() -> tuple[int, ...]:
     return tuple(_held.values())
 
 
+def _holders(path: Path) -> list[int]:
+    """The processes that have the lock file open (those this user may look at)."""
+    try:
+        want = path.stat()
+    except OSError:
+        return []
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                st = fd.stat()
+                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                    found.append(int(proc.name))
+                    break
+    return found
+
+
+def _orphans(path: Path, holder: str) -> list[int]:
+    """The lock's holders when the task that took it is gone (killed); [] while it runs."""
+    m = re.search(r"\(pid (\d+)\)", holder)
+    held = _holders(path)
+    return [] if not held or (m and int(m[1]) in held) else held
+
+
+def _describe(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
+    except OSError:
+        words = ["?"]
+    return f"{' '.join(words)} (pid {pid})"
+
+
+def _stop(pids: list[int], fd: int) -> bool:
+    """SIGTERM the orphans, SIGKILL those that outlive a grace period; True once the lock is ours."""
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        if _flock(fd, wait=grace):
+            return True
+    return False
+
+
 class LabState:
     def __init__(self, lab: Lab):
         self.lab = lab
@@ -74,10 +123,12 @@ class LabState:
         return self.dir / sub if sub else self.dir
 
     @contextlib.contextmanager
-    def lock(self, task: str) -> Iterator[None]:
+    def lock(self, task: str, *, take_over: bool = False) -> Iterator[None]:
         """One task at a time changes a lab: a second `invoke up` (or up and teardown) at once refuses.
         The lock file is beside the state directory, which teardown removes while holding it; the kernel
-        releases the lock when its holder ends, also when it is killed."""
+        releases the lock when its holder ends, also when it is killed. What a task starts (provisioner
+        sessions, `vagrant up`) holds the lock too: when the task was killed, they still do. `take_over`
+        (teardown) stops those orphans, proven the lab's by holding its lock file open."""
         path = self.dir.parent / f"{self.lab.name}.lock"
         if path in _held:
             yield
@@ -91,9 +142,20 @@ class LabState:
             if not _flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
                 f.seek(0)
                 holder = f.read().strip() or "another task"
-                raise LabError(
-                    f"lab {self.lab.name} is busy: {holder} is changing it", "wait for it to finish, then try again"
-                ) from None
+                orphans = _orphans(path, holder)
+                if not orphans:
+                    raise LabError(
+                        f"lab {self.lab.name} is busy: {holder} is changing it", "wait for it to finish, then try again"
+                    ) from None
+                if take_over:
+                    what = ", ".join(_describe(p) for p in orphans)
+                    console.print(f"  {holder} was killed; stopping what it left running: {what}", markup=False)
+                if not take_over or not _stop(orphans, f.fileno()):
+                    what = ", ".join(_describe(p) for p in orphans)
+                    raise LabError(
+                        f"lab {self.lab.name} is busy: {holder} was killed, but what it started still runs: {what}",
+                        "wait for it to end, or run `invoke teardown`, which stops it",
+                    ) from None
             f.truncate(0)
             f.write(f"invoke {task} (pid {os.getpid()})\n")
             f.flush()

@@ -73,7 +73,52 @@ def test_box_build(cli: Cli) -> None:
     assert "ovn-lab/bookworm (libvirt" in listed, listed
 
 
+SECOND_LAB = """
+[lab]
+name = "t-vm2"
+[underlay]
+subnet = "192.168.7.0/24"
+[ovn]
+transport = "ssl"
+[vagrant]
+management_subnet = "192.168.123.0/24"
+[nodes.c1]
+ip = "192.168.7.61"
+central = true
+[nodes.h1]
+ip = "192.168.7.62"
+[switches.net0]
+subnet = "10.0.0.0/24"
+exclude_ips = "10.0.0.1..10.0.0.10"
+[switches.net0.dhcp]
+lease_time = 3600
+router = "10.0.0.1"
+server_id = "10.0.0.1"
+server_mac = "c0:ff:ee:00:00:01"
+[ports.p1]
+switch = "net0"
+node = "c1"
+netns = "vm1"
+mac = "dynamic"
+[ports.p2]
+switch = "net0"
+node = "h1"
+netns = "vm2"
+mac = "c0:ff:ee:00:00:22"
+"""
+
+
 def test_vm_lab_end_to_end(cli: Cli) -> None:
+    # invoke killed while the VMs boot: vagrant goes on and holds the lab's lock, so `up` refuses and names
+    # it; teardown stops it (it holds the lab's lock file open: proven the lab's) and removes what it made
+    r = interrupt(cli, ["up", "--backend", "vagrant"], "vagrant up (all VMs in parallel)", signal.SIGKILL, after=20)
+    assert r.returncode == -signal.SIGKILL, r.stdout
+    busy = cli("up", check=False)
+    assert busy.returncode == 1 and "was killed, but what it started still runs: " in busy.stderr, busy.stderr
+    assert "vagrant up" in busy.stderr, busy.stderr
+    down = cli("teardown", timeout=300)
+    assert "stopping what it left running" in down.stdout, down.stdout
+    assert _libvirt_objects("t-vm_") == []
     # Ctrl-C while the VMs boot (to invoke and vagrant, as a terminal sends it): `up` again finishes the lab
     r = interrupt(
         cli, ["up", "--backend", "vagrant"], "vagrant up (all VMs in parallel)", signal.SIGINT, after=20, group=True
@@ -103,6 +148,21 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     assert not _libvirt_objects("t-vm2_")
     demo = cli("demo", timeout=600)
     check_demo(cli, demo.stdout)
+    # a second lab beside it, other subnets, over ssl, a port on its central node: both work, and
+    # tearing it down leaves this one passing check
+    (other / "lab.toml").write_text(SECOND_LAB)
+    second = Cli(other / "lab.toml")
+    try:
+        second("up", "--backend", "vagrant", timeout=1500)
+        assert "ssl:192.168.7.61:6642" in second.exec("h1", "ovs-vsctl get open . external_ids:ovn-remote")
+        assert second.exec("h1", "ovn-appctl -t ovn-controller connection-status").strip() == "connected"
+        second("demo", timeout=600)
+        assert second("check").returncode == 0
+        assert cli("check").returncode == 0
+    finally:
+        second("teardown", check=False, timeout=300)
+    assert _libvirt_objects("t-vm2_") == []
+    assert cli("check").returncode == 0
     again = cli("up", timeout=600).stdout + cli("demo", timeout=600).stdout
     assert changes(again) == [], changes(again)
     # workshop features on VMs: checks (with a 1500-byte DF ping across the tunnel), a systemd fault,
@@ -124,6 +184,10 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     # invoke killed while it provisions: `up` again finishes (once the killed run's last steps ended)
     r = interrupt(cli, ["up"], "… OVS, underlay", signal.SIGKILL)
     assert r.returncode == -signal.SIGKILL, r.stdout
+    assert "lab t-vm is up" in finish(cli, "up")
+    # Ctrl-C while it provisions (to invoke and all it started): the same
+    r = interrupt(cli, ["up"], "… OVS, underlay", signal.SIGINT, after=2, group=True)
+    assert r.returncode in (1, 130), r.stdout
     assert "lab t-vm is up" in finish(cli, "up")
     # ovn-controller killed on a VM: its unit restarts it (Restart=on-failure), check says what it sees
     # meanwhile, and up && demo leave a lab that passes check

@@ -79,6 +79,11 @@ class Backend(ABC):
     def user_ssh_config(self) -> str:
         """An ssh_config with one Host per node, root login: plain `ssh -F FILE ovn-host-01` works."""
 
+    def session_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        """The host command of a provisioner session: it must keep the lab's lock (an inherited fd) open
+        for as long as the session runs on the node."""
+        return self.node_argv(node, argv)
+
     @abstractmethod
     def provisioner(self, node: str) -> list[str]:
         """argv prefix that runs `python3 -m provision` on the node (after `prepare`)."""

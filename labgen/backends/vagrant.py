@@ -14,7 +14,6 @@ import shlex
 import subprocess
 import tarfile
 import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ from typing import Any
 from ..errors import BackendFailed
 from ..model import Lab
 from ..render import Kernel, render_vagrantfile
-from ..ui import progress
 from . import libvirt
 from .base import Backend, Log, Probe
-from .vagrant_host import OWN_BOX, control_dir, host_probes, insecure_key
+from .vagrant_host import OWN_BOX, control_dir, host_probes, insecure_key, vagrant_up
 
 REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs
 REPO = Path(__file__).resolve().parents[2]
@@ -150,15 +148,7 @@ class VagrantBackend(Backend):
         self.render()
         logf = self.state.log("vagrant-up")
         log(f"vagrant up (all VMs in parallel), log: {logf}")
-        stop = threading.Event()
-        threading.Thread(target=_watch_vagrant_log, args=(logf, stop), daemon=True).start()
-        try:
-            self.vagrant("vagrant-up").up(provider="libvirt")
-        except subprocess.CalledProcessError:
-            tail = "\n".join(logf.read_text().splitlines()[-25:])
-            raise BackendFailed("vagrant up failed", f"see {logf}", tail) from None
-        finally:
-            stop.set()
+        vagrant_up(self.lab.name, self.state.dir, self.env(), logf)
         self.write_ssh_config()
 
     def write_ssh_config(self) -> None:
@@ -210,6 +200,11 @@ class VagrantBackend(Backend):
         if self.state.root_marker.exists():
             return [*ssh, "-l", "root", node, "--", "exec bash -l" if interactive else shlex.join(argv)]
         return [*ssh, node, "--", "sudo -i" if interactive else "sudo " + shlex.join(argv)]
+
+    def session_argv(self, node: str, argv: Sequence[str]) -> list[str]:
+        # ssh closes every inherited fd at start, the lab's lock with them: `timeout 0` (no limit) stays as
+        # its parent and holds the lock for it; it passes SIGTERM on to ssh
+        return ["timeout", "0", *self.node_argv(node, argv)]
 
     def prepare(self, node: str) -> None:
         """Copy the provisioner package into the VM (a tar over the ssh connection)."""
@@ -269,21 +264,3 @@ class VagrantBackend(Backend):
         for name in libvirt.drop_box_volumes(box):
             log(f"removed box volume {name}")
         log(f"removed box {box}")
-
-
-def _watch_vagrant_log(log: Path, stop: threading.Event) -> None:
-    """Per-VM progress of `vagrant up` (`==> ovn-host-01: Waiting for SSH...`) beside the stage's spinner."""
-    last: dict[str, str] = {}
-    pos = 0
-    while not stop.wait(1.0):
-        try:
-            with log.open() as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos = f.tell()
-        except OSError:
-            continue
-        for m in re.finditer(r"^==> ([\w.-]+): (.+)$", chunk, re.M):
-            last[m[1]] = m[2].strip()[:40]
-        if last:
-            progress("  ".join(f"{k}: {v}" for k, v in sorted(last.items())))
