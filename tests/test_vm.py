@@ -163,8 +163,11 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
         second("teardown", check=False, timeout=300)
     assert _libvirt_objects("t-vm2_") == []
     assert cli("check").returncode == 0
+    kernel = Path("/var/lib/libvirt/images/t-vm_vmlinuz")
+    uploaded = kernel.stat().st_mtime_ns
     again = cli("up", timeout=600).stdout + cli("demo", timeout=600).stdout
     assert changes(again) == [], changes(again)
+    assert kernel.stat().st_mtime_ns == uploaded  # the same kernel is kept, not uploaded again (root's 0600)
     # workshop features on VMs: checks (with a 1500-byte DF ping across the tunnel), a systemd fault,
     # snapshots, plain ssh, capture
     assert "1500-byte frames cross the tunnel" in cli("check").stdout

@@ -44,10 +44,10 @@ def snapshot(config: str | Path, action: str) -> None:
             each(lab.node_names, lambda node: answers(lab, backend, node))
         else:
             teardown(config)
+            backend.state.save_snapshot(saved)  # teardown removed it with the state: kept if the rebuild fails
             up(config, backend.name)
             if saved.get("demo"):
                 demo(config)
-            backend.state.save_snapshot(saved)  # teardown removed it with the state
     console.print(f"snapshot {action} done in {time.monotonic() - t0:.1f} s")
 
 
