@@ -28,7 +28,9 @@ def probes(lab: Lab) -> list[Probe]:
 
 
 def _pki(cwd: Path, *argv: str) -> None:
-    r = subprocess.run(["ovs-pki", "-b", f"--dir={cwd / 'ca'}", *argv], cwd=cwd, capture_output=True, text=True)
+    # its own log, not /var/log/openvswitch: the trainee cannot write there
+    opts = ["-b", f"--dir={cwd / 'ca'}", f"--log={cwd / 'ovs-pki.log'}"]
+    r = subprocess.run(["ovs-pki", *opts, *argv], cwd=cwd, capture_output=True, text=True)
     if r.returncode:
         raise BackendFailed(
             f"ovs-pki {' '.join(argv)} failed in {cwd}", "remove that directory and run `invoke up` again", r.stderr
