@@ -1,6 +1,7 @@
 """python3 -m provision [--plan FILE|-] [--dry-run] STEP [STEP ...]
 python3 -m provision facts NAME[:ARG] ...     (print facts as JSON, for debugging)
 python3 -m provision --session                (step batches from labgen, see session())
+python3 -m provision pcap IFACE SECONDS [PORT] (a pcap on stdout, see pcap.py)
 
 The plan is the node's JSON dict, as labgen.plan builds it (default: standard input)."""
 
@@ -44,6 +45,10 @@ def main(argv: list) -> int:
     # parsed by hand: argparse would cost ~8 ms on every one of the many runs a lab makes
     if argv == ["--session"]:
         return session()
+    if argv[:1] == ["pcap"]:
+        from .pcap import main as pcap
+
+        return pcap(argv[1:])
     if argv[:1] == ["facts"]:
         facts = Facts(FACTS)
         json.dump({k: facts[k] for k in argv[1:]}, sys.stdout, indent=1, sort_keys=True, default=str)

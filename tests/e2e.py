@@ -78,6 +78,55 @@ def interrupt(
     return subprocess.CompletedProcess(argv, p.returncode, out, "")
 
 
+def netns_missing() -> str:
+    """Why the netns tier cannot run here as this user ("" when it can): the backend's own probes."""
+    from labgen.backends.keeper import probes
+
+    for p in probes():
+        err = p.check()
+        if err:
+            return f"netns lab: {p.name}: {err}"
+    return ""
+
+
+def state_dir(cli: Cli) -> Path:
+    from labgen.load import load_lab
+
+    return load_lab(cli.config).state_dir
+
+
+def pidns(cli: Cli) -> int:
+    """The lab's PID namespace (its keeper's), to prove later that no process of it is left."""
+    from labgen.backends.keeper import keepers
+
+    return os.stat(f"/proc/{keepers()[str(state_dir(cli))]}/ns/pid").st_ino
+
+
+def in_pidns(inode: int) -> list[int]:
+    """Live processes (zombies PID 1 has yet to reap do not count) of the PID namespace `inode`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            mine = entry.isdigit() and os.stat(f"/proc/{entry}/ns/pid").st_ino == inode
+            if mine and not Path(f"/proc/{entry}/stat").read_text().rsplit(") ", 1)[1].startswith("Z"):
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def leftovers(cli: Cli, name: str) -> list[str]:
+    """What of lab `name` is left on the host: its keeper, and anything in the host's namespace list or
+    mount table (where a rootless lab never puts anything)."""
+    from labgen.backends.keeper import keepers
+
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    left = [f"keeper {pid}" for d, pid in keepers().items() if d == str(state_dir(cli))]
+    left += [f"netns {n['name']}" for n in json.loads(out or "[]") if n["name"].startswith(f"{name}_")]
+    left += [f"mount {ln.split()[4]}" for ln in Path("/proc/self/mountinfo").read_text().splitlines() if name in ln]
+    return left
+
+
 def finish(cli: Cli, *task: str) -> str:
     """Run the task again until it completes: a killed task's last batch may keep the lab busy a moment."""
     deadline = time.monotonic() + 60

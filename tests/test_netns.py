@@ -14,12 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from labgen.backends.keeper import keepers
 from provision.facts import netns_names
-from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure, tutorial_lab
+from tests.e2e import (
+    ROOT,
+    Cli,
+    changes,
+    check_demo,
+    check_infrastructure,
+    in_pidns,
+    leftovers,
+    netns_missing,
+    pidns,
+    state_dir,
+    tutorial_lab,
+)
 
+MISSING = netns_missing()  # user namespaces, OVS/OVN: as the trainee who runs it
 pytestmark = [
     pytest.mark.netns,
-    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ovn-northd"), reason="needs root and OVS/OVN"),
+    pytest.mark.skipif(bool(MISSING), reason=MISSING),
 ]
 IPS = {"ovn-central-01": "192.168.1.61", "ovn-host-01": "192.168.1.62", "ovn-host-02": "192.168.1.63"}
 
@@ -45,9 +59,10 @@ def test_tutorial_end_to_end(cli: Cli) -> None:
     up = cli("up", "--backend", "netns")
     assert "lab t-netns is up" in up.stdout
     check_infrastructure(cli, IPS)
-    # the root namespace has no route into the lab
+    # confined: nothing of the lab in the host's namespace list or mount table; inside, the lab's own
+    assert leftovers(cli, "t-netns") == [f"keeper {keepers()[str(state_dir(cli))]}"]
     routes = subprocess.run(["ip", "route", "get", "192.168.1.61"], capture_output=True, text=True).stdout
-    assert "dev br-lab" not in routes and not any(n.startswith("vm") for n in _netns())
+    assert "dev br-lab" not in routes
     demo = cli("demo")
     check_demo(cli, demo.stdout)
     # a second up and demo change nothing and succeed
@@ -74,10 +89,72 @@ def test_exec_passes_output_and_exit_code(cli: Cli) -> None:
         "&& ovn-nbctl lsp-set-addresses hp 'c0:ff:ee:00:00:99 10.9.9.9'",
     )
     cli.exec("ovn-host-01", "ip netns add vmx && ip netns list")
-    assert "vmx" not in _netns()  # the node's namespaces are private to it
+    assert "vmx" not in _netns() and "vmx" not in cli.exec("ovn-host-02", "ip netns list")  # the node's own
     out = cli.exec("ovn-host-01", "sleep 300 >/dev/null 2>&1 & echo started")
     assert out == "started\n"
     assert "sleep 300" in cli.exec("ovn-host-01", "ps -eo args")
+
+
+def _other_users_process() -> int:
+    """A host process of another user (root's, when the test runs as a user), not the lab's."""
+    for entry in sorted(os.listdir("/proc"), key=lambda e: -int(e) if e.isdigit() else 0):
+        if entry.isdigit() and int(entry) > 300 and os.stat(f"/proc/{entry}").st_uid != os.getuid():
+            return int(entry)
+    return 1
+
+
+def test_a_node_is_confined(cli: Cli) -> None:
+    """From inside a node: no host process can be signalled or seen, no root-only file read; the routes
+    are the lab's own subnets only (read, not probed with traffic)."""
+    cli("up", "--backend", "netns")
+    cli("demo")
+    node = "ovn-host-01"
+    other = _other_users_process()
+    r = subprocess.run(cli.exec_argv(node, f"kill -0 {other}"), cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode != 0, f"a node could signal host pid {other}"
+    ps = cli.exec(node, "ps -eo pid=,args=")
+    assert ps.splitlines()[0].split() == ["1", "tini", "--", "sleep", "infinity"], ps  # the lab's own PID 1
+    assert "pytest" not in ps and len(ps.splitlines()) <= len(in_pidns(pidns(cli))) + 3, ps
+    host_run = set(os.listdir("/run")) - {"netns", "openvswitch", "ovn", "mount", "sshd"}
+    assert not host_run & set(cli.exec(node, "ls /run").split())  # the host's /run is not the node's
+    if os.geteuid() != 0:  # root of a user namespace is no root on the host
+        r = subprocess.run(cli.exec_argv(node, "cat /etc/shadow"), cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    routes = json.loads(cli.exec(node, "ip -j route"))
+    assert [(x["dst"], x["dev"]) for x in routes] == [("192.168.1.0/24", "br-phy")], routes
+    vm = json.loads(cli.exec(node, "ip netns exec vm1 ip -j route"))
+    assert {(x["dst"], x.get("gateway")) for x in vm} <= {("default", "10.0.0.1"), ("10.0.0.0/24", None)}, vm
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 or subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode != 0,
+    reason="as an ordinary user who may sudo (CI's): root brings up the second lab",
+)
+def test_two_users_run_a_lab_of_the_same_name_and_subnets(tmp_path: Path) -> None:
+    mine = Cli(_lab(tmp_path, "ovn-lab"))
+    # root's own directory: pytest's tmp dir is 0700, and root of a user namespace has no power over it
+    theirs = Path(subprocess.run(["sudo", "-n", "mktemp", "-d"], capture_output=True, text=True).stdout.strip())
+    subprocess.run(
+        ["sudo", "-n", "tee", str(theirs / "lab.toml")], input=mine.config.read_text(), text=True, check=True
+    )
+
+    def root(*task: str) -> subprocess.CompletedProcess[str]:
+        argv = ["sudo", "-n", sys.executable, "-m", "invoke", task[0], "--config", str(theirs / "lab.toml"), *task[1:]]
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    try:
+        mine("up", "--backend", "netns")
+        r = root("up", "--backend", "netns")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert root("demo").returncode == 0
+        mine("demo")
+        assert mine("check").returncode == 0 and root("check").returncode == 0
+        assert root("teardown").returncode == 0
+        assert mine("check").returncode == 0  # untouched by the other user's teardown
+    finally:
+        root("teardown")
+        subprocess.run(["sudo", "-n", "rm", "-rf", str(theirs)])
+        mine("teardown", check=False)
 
 
 def test_teardown_leaves_nothing(tmp_path: Path) -> None:
@@ -85,18 +162,12 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     try:
         cli("up", "--backend", "netns")
         cli.exec("ovn-host-01", "ip netns add vm9 && ip netns exec vm9 sleep 600 >/dev/null 2>&1 &")
+        ns = pidns(cli)
     finally:
         cli("teardown")
-    assert not [n for n in _netns() if n.startswith("t-clean_")]
-    assert str(tmp_path) not in Path("/proc/self/mountinfo").read_text()
+    assert not leftovers(cli, "t-clean")
     assert not (tmp_path / ".lab" / "t-clean").exists()
-    left = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True).stdout.split()
-    states = [
-        Path(f"/proc/{p}/status").read_text().split("State:")[1].split()[0]
-        for p in left
-        if Path(f"/proc/{p}/status").exists()
-    ]
-    assert all(s == "Z" for s in states), states  # only zombies PID 1 has yet to reap
+    assert in_pidns(ns) == []  # the daemons and the trainee's sleep: every process of the lab is gone
     r = cli("teardown")  # idempotent
     assert r.returncode == 0
 
@@ -122,7 +193,7 @@ def test_two_labs_side_by_side(tmp_path: Path) -> None:
         cli_b("demo")
         cli_a("teardown")  # the other lab goes on working
         assert cli_b("check").returncode == 0
-        assert not [n for n in _netns() if n.startswith("t-lab-a_")]
+        assert not leftovers(cli_a, "t-lab-a")
     finally:
         cli_a("teardown", check=False)
         cli_b("teardown", check=False)
@@ -158,22 +229,24 @@ def test_ssl_transport(tmp_path: Path) -> None:
         cli("teardown", check=False)
 
 
-def test_same_name_from_another_directory_is_refused(tmp_path: Path) -> None:
+def test_same_name_and_subnets_from_another_directory_run_side_by_side(tmp_path: Path) -> None:
+    """Each lab has a user namespace of its own: two labs of one name, with the same subnets, share
+    nothing, and tearing one down leaves the other working."""
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
     cli_a, cli_b = Cli(_lab(a, "t-same")), Cli(_lab(b, "t-same"))
     try:
         cli_a("up", "--backend", "netns")
-        r = cli_b("up", "--backend", "netns", check=False)
-        assert r.returncode == 1, r.stdout + r.stderr
-        assert "a lab named t-same already runs on this host" in r.stderr and str(b / "lab.toml") in r.stderr
-        assert not (b / ".lab" / "t-same").exists()  # refused before creating anything
-        gone = cli_b("teardown", check=False)  # nor may b's teardown remove a's namespaces
-        assert gone.returncode == 1 and "a lab named t-same already runs on this host" in gone.stderr, gone
-        check_infrastructure(cli_a, IPS)  # the running lab is untouched
+        cli_b("up", "--backend", "netns")
+        cli_b("demo")
+        assert pidns(cli_a) != pidns(cli_b)
+        assert "port1" not in cli_a.exec("ovn-central-01", "ovn-nbctl show")  # b's demo is b's only
+        cli_b("teardown")
+        check_infrastructure(cli_a, IPS)  # the other lab is untouched
+        assert cli_a("check").returncode == 0
     finally:
-        cli_b("teardown", check=False)  # should b have come up after all: same names, both go
+        cli_b("teardown", check=False)
         cli_a("teardown")
 
 
@@ -192,8 +265,7 @@ def test_central_failure_stops_up_at_once(tmp_path: Path) -> None:
         assert took < 30, f"up took {took:.1f} s to report the failure"
     finally:
         cli("teardown")
-    assert not [n for n in _netns() if n.startswith("t-fail_")]
-    assert "t-fail" not in Path("/proc/self/mountinfo").read_text()
+    assert not leftovers(cli, "t-fail")
 
 
 def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
@@ -217,7 +289,7 @@ def test_interrupted_up_can_be_finished_and_removed(tmp_path: Path) -> None:
         check_infrastructure(cli, IPS)
     finally:
         cli("teardown")
-    assert not [n for n in _netns() if n.startswith("t-intr_")]
+    assert not leftovers(cli, "t-intr")
 
 
 def test_dynamic_mac_port(tmp_path: Path) -> None:
@@ -262,5 +334,4 @@ def test_a_checkout_at_a_hostile_path_works_and_runs_nothing(tmp_path: Path) -> 
     finally:
         invoke("teardown")
     assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists() and not Path("PWNED").exists()
-    assert "t-path" not in Path("/proc/self/mountinfo").read_text()
-    assert not [n for n in _netns() if n.startswith("t-path_")]
+    assert not leftovers(Cli(ws / "lab.toml"), "t-path")

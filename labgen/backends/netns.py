@@ -1,15 +1,17 @@
-"""netns backend: each node is a lightweight container on this host.
+"""netns backend: each node is a lightweight container, all of them inside the lab's own user namespace
+(see keeper.py): the trainee's own account is enough, and nothing of the lab is visible on the host.
 
 A node has its own network, mount and UTS namespaces. In its mount namespace, private directories of
 the lab's state dir cover /run, /var/log, the OVS/OVN/dhcp state dirs and /etc/resolv.conf, so the
 tutorial's commands work verbatim with default paths (`ovs-vsctl show`, `ovn-nbctl ...`, `ip netns add
 vm1`, `dhclient ...`) and touch nothing of the host's. The underlay is a Linux bridge in a namespace of
-its own: the root namespace has no address or route in the lab's subnets.
+its own: the lab's namespace has no address or route in the lab's subnets, and the host none at all.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
@@ -17,13 +19,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from provision.core import running
 from provision.facts import netns_names
 
 from ..errors import BackendFailed
-from ..model import Lab, Node, lab_of
+from ..model import Lab, Node
 from .base import Backend, Log, Probe
-from .procs import is_mount, ns_inode, pids_in, stop
+from .keeper import NODE_PATH, Keeper, is_mount, keepers, pinned
+from .keeper import probes as keeper_probes
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
 PRIVATE = {
@@ -34,17 +36,20 @@ PRIVATE = {
     "/var/lib/openvswitch": "lib-openvswitch",
     "/var/lib/ovn": "lib-ovn",
     "/var/lib/dhcp": "lib-dhcp",
+    "/root": "home",  # root's own home per node (its shell history): the host's is not the lab's
 }
 # the node's hostname, then (source, target) pairs to bind-mount, all as arguments: no value in the script
 BIND_SCRIPT = 'hostname "$1" && shift && while [ $# -gt 1 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done'
 PYTHON = "/usr/bin/python3"  # the distribution's python3, as a VM guest would have
 REPO = Path(__file__).resolve().parents[2]
+LOGIN = 'if [ -n "$1" ]; then exec sh -c "$1"; else exec bash -l; fi'  # what an ssh session runs in the node
 
 
 def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     r = subprocess.run(list(argv), capture_output=True, text=True)
     if check and r.returncode:
-        raise BackendFailed(f"{' '.join(argv)} failed: {r.stderr.strip()}")
+        shown = argv[argv.index("--") + 1 :] if "--" in argv else argv  # without the keeper's nsenter
+        raise BackendFailed(f"{' '.join(shown)} failed: {r.stderr.strip()}")
     return r
 
 
@@ -63,6 +68,14 @@ class NetnsBackend(Backend):
         super().__init__(lab)
         self.nsdir = self.state.ns
         self.underlay_ns = lab.scoped("underlay")
+        self.keeper = Keeper(self.state.dir)
+
+    def _in(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A command inside the lab's namespace (as root of its user namespace)."""
+        return _sh(*self.keeper.enter(), *argv, check=check)
+
+    def _mounted(self, path: Path) -> bool:
+        return is_mount(self.keeper.mountinfo(), path)
 
     def netns(self, node: str) -> str:
         return self.lab.scoped(node)
@@ -72,25 +85,10 @@ class NetnsBackend(Backend):
 
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
-        tools = ("ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller", "dhclient", "ip", "nsenter", "unshare")
-
-        def missing() -> str | None:
-            gone = [t for t in tools if not shutil.which(t)]
-            return f"missing: {', '.join(gone)}" if gone else None
-
         return [
-            Probe("root", lambda: None if os.geteuid() == 0 else "the netns backend needs root", "run as root (sudo)"),
-            Probe(
-                "tools", missing, "apt-get install openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping"
-            ),
+            *keeper_probes(),
             Probe(
                 "python3", lambda: None if os.path.exists(PYTHON) else f"{PYTHON} missing", "apt-get install python3"
-            ),
-            Probe(
-                "lab name",
-                self._name_taken,
-                f"run `invoke teardown` where that lab's lab.toml is, or give this lab another [lab] name in "
-                f"{self.lab.source}",
             ),
             Probe(
                 "mount points",
@@ -99,42 +97,38 @@ class NetnsBackend(Backend):
             ),
         ]
 
-    def _name_taken(self) -> str | None:
-        """Another lab of the same name (another directory's lab.toml) owns the namespaces; ours would
-        silently share its nodes. Our own, half-made lab (an interrupted `up`) has its namespace dir mounted."""
-        if self.underlay_ns in self._netns_list() and not is_mount(self.nsdir):
-            return f"a lab named {self.lab.name} already runs on this host, but not from {self.state.dir}"
-        return None
-
     # -- lifecycle ----------------------------------------------------------------------------------------
     def create(self, log: Log) -> None:
         self.state.make("ns")
-        if not is_mount(self.nsdir):
+        if self.keeper.pid is None:
+            log("unshare --user --map-root-user --net --mount --uts --ipc --pid   # the lab's own namespaces")
+            self.keeper.start()
+        if not self._mounted(self.nsdir):
             # namespace files can only be bind-mounted onto a mount with private propagation
-            _sh("mount", "--bind", str(self.nsdir), str(self.nsdir))
-            _sh("mount", "--make-private", str(self.nsdir))
+            self._in("mount", "--bind", str(self.nsdir), str(self.nsdir))
+            self._in("mount", "--make-private", str(self.nsdir))
         have = set(self._netns_list())
         u = self.underlay_ns
         mtu = str(self.lab.underlay.mtu)
         if u not in have:
             log(f"ip netns add {u}   # the underlay {self.lab.underlay.subnet}: a bridge, no address")
-            _sh("ip", "netns", "add", u)
-            _sh("ip", "-n", u, "link", "set", "lo", "up")
-            _sh("ip", "-n", u, "link", "add", "br-lab", "mtu", mtu, "type", "bridge")
-            _sh("ip", "-n", u, "link", "set", "br-lab", "up")
+            self._in("ip", "netns", "add", u)
+            self._in("ip", "-n", u, "link", "set", "lo", "up")
+            self._in("ip", "-n", u, "link", "add", "br-lab", "mtu", mtu, "type", "bridge")
+            self._in("ip", "-n", u, "link", "set", "br-lab", "up")
 
         def one(i: int, node: Node) -> None:
             ns = self.netns(node.name)
             if ns not in have:
                 log(f"ip netns add {ns}")
-                _sh("ip", "netns", "add", ns)
-                _sh("ip", "-n", ns, "link", "set", "lo", "up")
-            if _sh("ip", "-n", ns, "link", "show", "eth0", check=False).returncode:
+                self._in("ip", "netns", "add", ns)
+                self._in("ip", "-n", ns, "link", "set", "lo", "up")
+            if self._in("ip", "-n", ns, "link", "show", "eth0", check=False).returncode:
                 veth = f"v{i}-{node.name}"[:15]
-                # both ends created inside their namespaces: nothing ever appears in the root namespace
-                _sh("ip", "link", "add", veth, "netns", u, "type", "veth", "peer", "name", "eth0", "netns", ns)
-                _sh("ip", "-n", u, "link", "set", veth, "mtu", mtu, "master", "br-lab", "up")
-                _sh("ip", "-n", ns, "link", "set", "eth0", "address", node.mac, "mtu", mtu, "up")
+                # both ends created inside their namespaces: nothing ever appears in the lab's own
+                self._in("ip", "link", "add", veth, "netns", u, "type", "veth", "peer", "name", "eth0", "netns", ns)
+                self._in("ip", "-n", u, "link", "set", veth, "mtu", mtu, "master", "br-lab", "up")
+                self._in("ip", "-n", ns, "link", "set", "eth0", "address", node.mac, "mtu", mtu, "up")
             self._container(node.name, log)
 
         # the nodes are independent once the underlay exists
@@ -144,7 +138,7 @@ class NetnsBackend(Backend):
 
     def _container(self, node: str, log: Log) -> None:
         mnt, uts = self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"
-        if is_mount(mnt) and is_mount(uts):
+        if self._mounted(mnt) and self._mounted(uts):
             return
         d = self.node_dir(node)
         for sub in PRIVATE.values():
@@ -159,10 +153,11 @@ class NetnsBackend(Backend):
         log(f"unshare --mount --uts   # {node}: own hostname, /run, /var/log, OVS/OVN/dhcp dirs")
         # one shell for all the mounts, its values as arguments: a path with a space or $(...) stays a path
         argv = ["sh", "-c", BIND_SCRIPT, "sh", node, *(p for pair in pairs for p in pair)]
-        _sh("unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", *argv)
+        self._in(*pinned(), "unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", *argv)
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
         return [
+            *self.keeper.enter(),
             "nsenter",
             f"--net=/run/netns/{self.netns(node)}",
             f"--mount={self.nsdir / f'{node}.mnt'}",
@@ -179,38 +174,43 @@ class NetnsBackend(Backend):
         ]
 
     def user_ssh_config(self) -> str:
-        """The nodes run no sshd: ssh's ProxyCommand starts one per connection inside the node (`sshd -i`,
-        inetd mode: the protocol over stdin/stdout, nothing listens), with a host key and a client key of
-        the lab's own. nsenter needs root, so this works for root (`sudo ssh ...`), like the lab itself."""
-        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        """The nodes run no ssh server. ssh's ProxyCommand starts one per connection on the host, as the
+        user (`sshd -i`, inetd mode: the protocol over stdin/stdout, nothing listens), whose ForceCommand
+        enters the node as root of the lab's user namespace. Inside a node, sshd could not run: its
+        privilege separation switches to the sshd user, which the lab's user namespace does not map."""
+        sshd = shutil.which("sshd", path=NODE_PATH) or "/usr/sbin/sshd"
         if not os.path.exists(sshd):
             raise BackendFailed(
-                "the netns nodes need the sshd binary for ssh",
-                "apt-get install openssh-server (its daemon need not run: systemctl disable --now ssh); "
-                "or use `invoke ssh NODE`",
+                "ssh to the netns nodes needs the sshd binary",
+                "sudo apt-get install openssh-server (its daemon need not run); or use `invoke ssh NODE`",
             )
         d = self.state.ssh_dir
         for key in ("host_ed25519", "id_ed25519"):
             if not (d / key).exists():
                 _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {self.lab.name}", "-f", str(d / key))
         shutil.copy(d / "id_ed25519.pub", d / "authorized_keys")
-        (d / "sshd_config").write_text(
-            f"HostKey {_quoted(d / 'host_ed25519')}\nAuthorizedKeysFile {_quoted(d / 'authorized_keys')}\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "UsePAM no\nStrictModes no\nPrintMotd no\nPidFile none\nSubsystem sftp internal-sftp\n"
-        )
         host_key = (d / "host_ed25519.pub").read_text().split()[:2]
-        known = "".join(f"{self.netns(n)} {' '.join(host_key)}\n" for n in self.lab.node_names)
-        (d / "known_hosts").write_text(known)
+        (d / "known_hosts").write_text("".join(f"{self.netns(n)} {' '.join(host_key)}\n" for n in self.lab.node_names))
+        user = pwd.getpwuid(os.getuid()).pw_name
         blocks = []
-        serve = ["sh", "-c", 'mkdir -p /run/sshd && exec "$0" -i -f "$1"', sshd, str(d / "sshd_config")]
         for n in self.lab.node_names:
+            # the command the client asked for (or a login shell) runs in the node; every value quoted
+            enter = shlex.join(self.node_argv(n, ["sh", "-c", LOGIN, "sh"]))
+            cfg = d / f"sshd_config.{n}"
+            cfg.write_text(
+                f"HostKey {_quoted(d / 'host_ed25519')}\nAuthorizedKeysFile {_quoted(d / 'authorized_keys')}\n"
+                "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                "UsePAM no\nStrictModes no\nPrintMotd no\nPidFile none\n"
+                f'ForceCommand exec {enter} "$SSH_ORIGINAL_COMMAND"\n'
+            )
             # ssh runs ProxyCommand with the user's shell (shlex quotes) after expanding %-tokens (%%)
-            enter = shlex.join(self.node_argv(n, serve)).replace("%", "%%")
+            # (run as root, sshd wants its privilege separation dir, which a host without the service lacks)
+            serve = ["sh", "-c", '[ "$(id -u)" != 0 ] || mkdir -p /run/sshd; exec "$0" -i -f "$1"', sshd, str(cfg)]
+            proxy = shlex.join(serve).replace("%", "%%")
             blocks.append(
-                f"Host {n}\n  User root\n  IdentityFile {_quoted(d / 'id_ed25519')}\n  IdentitiesOnly yes\n"
+                f"Host {n}\n  User {user}\n  IdentityFile {_quoted(d / 'id_ed25519')}\n  IdentitiesOnly yes\n"
                 f"  HostKeyAlias {self.netns(n)}\n  UserKnownHostsFile {_quoted(d / 'known_hosts')}\n"
-                f"  StrictHostKeyChecking yes\n  LogLevel ERROR\n  ProxyCommand {enter}\n"
+                f"  StrictHostKeyChecking yes\n  LogLevel ERROR\n  ProxyCommand {proxy}\n"
             )
         return "\n".join(blocks)
 
@@ -219,53 +219,37 @@ class NetnsBackend(Backend):
         return ["env", f"PYTHONPATH={REPO}", PYTHON, "-S", "-m", "provision"]  # -S: stdlib only, ~3 ms less
 
     def has_leftovers(self) -> bool:
-        mine = {self.underlay_ns, *(self.netns(n) for n in self.state.known_nodes())}
-        return self.state.exists() or bool(mine & set(self._netns_list()))
+        return self.state.exists() or self.keeper.pid is not None
 
     def status(self) -> dict[str, str]:
-        have = set(self._netns_list())
+        have = set(self._netns_list()) if self.keeper.pid else set()
         out = {}
         for n in self.lab.nodes:
             if self.netns(n.name) not in have:
                 out[n.name] = "not created"
             else:
+                # the pidfile holds a pid of the lab's PID namespace: look it up in the lab's /proc
                 pidfile = self.node_dir(n.name) / "run/openvswitch/ovs-vswitchd.pid"
-                up = pidfile.exists() and running(int(pidfile.read_text().strip() or 0))
+                pid = pidfile.read_text().strip() if pidfile.exists() else ""
+                up = pid.isdigit() and (self.keeper.proc() / pid).exists()
                 out[n.name] = "running" if up else "created (OVS stopped)"
         return out
 
     def labs_on_host(self) -> dict[str, str]:
-        labs = (lab_of(ns, "underlay") for ns in self._netns_list())
-        return {lab: "namespaces" for lab in sorted(filter(None, labs))}
+        """This user's netns labs (another user's are not visible: each lives in its own user namespace)."""
+        return {Path(d).name: f"namespaces (keeper pid {pid})" for d, pid in sorted(keepers().items())}
 
     def destroy(self, log: Log) -> None:
-        # The namespaces are this checkout's only while its namespace dir is mounted (up mounts it before it
-        # makes any): a lab of the same name from another directory is not ours to remove.
-        taken = self._name_taken()
-        if taken:
-            raise BackendFailed(taken, "run `invoke teardown` where that lab's lab.toml is")
-        # Every process in a node's UTS or network namespace: the daemons and what a trainee started by
-        # hand (a `dhclient --no-pid`), and only that. A pid is signalled only once proven the lab's that
-        # way (a pidfile alone proves nothing: `-1` means every process, a stale pid someone else's).
-        nodes = self.state.known_nodes()
-        for node in nodes:
-            uts, net = ns_inode(self.nsdir / f"{node}.uts"), ns_inode(Path(f"/run/netns/{self.netns(node)}"))
-            proven = pids_in({i for i in (uts, net) if i})
-            if proven:
-                log(f"{node}: stopping {len(proven)} processes")
-                stop(sorted(proven))
-            for f in (self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"):
-                if is_mount(f):
-                    _sh("umount", str(f))
-        for ns in self._netns_list():
-            if ns == self.underlay_ns or ns in {self.netns(n) for n in nodes}:
-                log(f"ip netns del {ns}")
-                _sh("ip", "netns", "del", ns, check=False)
-        if is_mount(self.nsdir):
-            _sh("umount", str(self.nsdir))
+        # Ending the keeper ends the lab: the kernel kills every process of its PID namespace (the daemons
+        # and whatever a trainee started by hand), and its mounts and namespaces go with them. The keeper is
+        # signalled only once proven the lab's (this user's tini, with the lab's state dir in its environment).
+        if self.keeper.pid is not None:
+            log(f"kill {self.keeper.pid}   # the lab's PID 1: every process, mount and namespace of the lab ends")
+            self.keeper.stop()
+        if self.keeper.pid is not None:
+            raise BackendFailed(f"the lab's keeper (pid {self.keeper.pid}) did not end", f"kill -9 {self.keeper.pid}")
         self.state.remove()
 
     # -- helpers ------------------------------------------------------------------------------------------
-    @staticmethod
-    def _netns_list() -> list[str]:
-        return netns_names(_sh("ip", "-j", "netns", "list", check=False).stdout)
+    def _netns_list(self) -> list[str]:
+        return netns_names(self._in("ip", "-j", "netns", "list", check=False).stdout)

@@ -27,7 +27,9 @@ def capture(config: str | Path, node: str, *, port: str | None = None, seconds: 
         p = next((x for x in lab.ports if x.name == port), None)
         if p is None or p.node != node:
             raise UnknownName("port", port, [x.name for x in lab.ports_on(node)], f" on {node}")
-        argv = ["ip", "netns", "exec", p.netns, "timeout", str(seconds), "tcpdump", "-U", "-n", "-i", p.name, "-w", "-"]
+        # provision's pcap, not tcpdump: tcpdump switches to its own user, which a user namespace lacks
+        argv = ["ip", "netns", "exec", p.netns, *backend.provisioner(node), "pcap", p.name, str(seconds)]
+        like = f"tcpdump -i {p.name} -w -"
         what = port
     else:
         links = Observer(lab, backend).fact(node, "addrs")
@@ -35,14 +37,15 @@ def capture(config: str | Path, node: str, *, port: str | None = None, seconds: 
         if nic is None:
             raise LabError(f"{node}: cannot find the underlay NIC ({n.ip})")
         # geneve leaves the userspace datapath straight through the NIC, so capture there, not on br-phy
-        argv = ["timeout", str(seconds), "tcpdump", "-U", "-n", "-i", nic["ifname"], "-w", "-", "udp", "port", "6081"]
+        argv = [*backend.provisioner(node), "pcap", nic["ifname"], str(seconds), "6081"]
+        like = f"tcpdump -i {nic['ifname']} -w - udp port 6081"
         what = "geneve"
     path = backend.state.captures / f"{node}-{what}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
-    console.print(f"{prompt(node, ' '.join(argv[:-1] if argv[-1] == '-' else argv))}  ({seconds} s)", markup=False)
+    console.print(f"{prompt(node, like)}  ({seconds} s)", markup=False)
     with path.open("wb") as f:
         r = subprocess.run(backend.node_argv(node, argv), stdout=f, stderr=subprocess.PIPE, timeout=seconds + 60)
     if r.returncode not in (0, 124) or path.stat().st_size == 0:
-        raise LabError(f"{node}: tcpdump failed ({r.returncode}): {r.stderr.decode().strip()}")
+        raise LabError(f"{node}: the capture failed ({r.returncode}): {r.stderr.decode().strip()}")
     summary = subprocess.run(["tcpdump", "-r", str(path), "-n", "-v", "-c", "12"], capture_output=True, text=True)
     console.print(
         summary.stdout.rstrip()

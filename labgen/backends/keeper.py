@@ -1,0 +1,236 @@
+"""The keeper of a netns lab: one user namespace per lab, owned by the user who brought it up, with the
+lab's own mount, network, UTS, IPC and PID namespaces. Its PID 1 is tini, which reaps the lab's orphans
+and, signalled, ends the namespace and with it every process of the lab. Every later task enters the lab
+through it (nsenter), as that user: no sudo, no setuid helper. Run as root, the same design works.
+
+Inside, the user is root over the lab's namespaces only. /run is a tmpfs of the lab's own, so `ip netns`
+there lists the lab's nodes only, and nothing of the lab appears in the host's /run/netns, mount table
+or network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import BackendFailed
+from .base import Probe
+
+MARK = "OVN_LAB_KEEPER"  # in the keeper's environment: the state dir of its lab (what proves it the lab's)
+NAMESPACES = ("--user", "--mount", "--net", "--uts", "--ipc", "--pid")
+UNSHARE = ("unshare", *NAMESPACES, "--map-root-user", "--fork", "--mount-proc", "--propagation", "private")
+SETUP = "mount -t tmpfs -o mode=755 lab-run /run && mkdir /run/netns"  # a constant: no value in it
+
+
+def pinned() -> list[str]:
+    """argv prefix for what creates the lab's mount namespaces (the keeper, each node). The kernel binds a
+    mount namespace file only into an older namespace (its loop check compares namespace ids), and the ids
+    come from per-CPU batches: made on different CPUs, a newer namespace may get a smaller id, and the
+    bind fails with EINVAL (seen about half the time on 2 CPUs). Made on one CPU, the ids keep their order."""
+    return ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0)))]
+
+
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a node's PATH: /usr/sbin too
+HOST_TOOLS = ("ip", "mount", "nsenter", "unshare", "taskset", "tini")  # labgen runs these as the user, from their PATH
+NODE_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller", "dhclient", "ping", "tcpdump")
+PACKAGES = "openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping tcpdump tini"
+
+
+def probes() -> list[Probe]:
+    """What a lab in a user namespace needs of the host, each with its fix."""
+
+    def sysctl(name: str) -> int | None:
+        try:
+            return int(Path("/proc/sys", *name.split(".")).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def userns() -> str | None:
+        if sysctl("user.max_user_namespaces") == 0:
+            return "user.max_user_namespaces is 0"
+        if sysctl("kernel.unprivileged_userns_clone") == 0:
+            return "kernel.unprivileged_userns_clone is 0"
+        if sysctl("kernel.apparmor_restrict_unprivileged_userns") == 1:
+            return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)"
+        r = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "--mount", "true"], capture_output=True)
+        return None if r.returncode == 0 else f"unshare --user fails: {r.stderr.decode().strip()}"
+
+    def missing(tools: tuple[str, ...], path: str | None) -> str | None:
+        gone = [t for t in tools if not shutil.which(t, path=path)]
+        return f"missing: {', '.join(gone)}" if gone else None
+
+    tun = "/dev/net/tun"
+    return [
+        Probe(
+            "user namespaces",
+            userns,
+            "sudo sysctl -w user.max_user_namespaces=15000 kernel.unprivileged_userns_clone=1 (Ubuntu 23.10 and "
+            "later: kernel.apparmor_restrict_unprivileged_userns=0); keep it in /etc/sysctl.d/",
+        ),
+        Probe(
+            tun,
+            lambda: None if os.access(tun, os.R_OK | os.W_OK) else f"{tun} is missing or not usable by you",
+            "sudo modprobe tun (OVS's userspace datapath makes its internal ports as tap devices)",
+        ),
+        Probe("tools on your PATH", lambda: missing(HOST_TOOLS, None), "sudo apt-get install iproute2 util-linux tini"),
+        Probe("node tools", lambda: missing(NODE_TOOLS, NODE_PATH), f"sudo apt-get install {PACKAGES}"),
+    ]
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""
+
+
+def _mine(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}").stat().st_uid == os.getuid()
+    return False
+
+
+def keepers() -> dict[str, int]:
+    """This user's lab keepers on the host: state dir -> pid (doctor; a lab whose state dir is gone)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _mine(int(entry)):
+            m = re.search(rb"(?:^|\0)" + MARK.encode() + rb"=([^\0]*)", _environ(int(entry)))
+            if m and Path(f"/proc/{entry}/comm").read_text().strip() == "tini":
+                found[m[1].decode(errors="replace")] = int(entry)
+    return found
+
+
+class Keeper:
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        self.record = state_dir / "keeper.json"
+        self.pid = self._find()
+
+    def proven(self, pid: int) -> bool:
+        """The process is this lab's keeper: this user's tini, with the lab's state dir in its environment."""
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return False
+        return comm == "tini" and _mine(pid) and f"\0{MARK}={self.dir}\0".encode() in b"\0" + _environ(pid)
+
+    def _find(self) -> int | None:
+        pid: int | None = None
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pid = int(json.loads(self.record.read_text())["pid"])
+        if pid is None or not self.proven(pid):
+            pid = keepers().get(str(self.dir))  # the record lost (a killed up, a deleted state dir)
+        if pid is not None and not _ready(pid):
+            # a keeper whose `up` was killed before it had the lab's own /run: never used, since commands
+            # in it would see the host's /run; end it, and the next `up` starts a new one
+            self.pid = pid
+            self.stop()
+            return None
+        return pid
+
+    def start(self) -> int:
+        """The lab's namespaces and their PID 1 (unshare forks it and stays as its parent)."""
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", MARK: str(self.dir)}
+        argv = [*pinned(), *UNSHARE, "tini", "--", "sleep", "infinity"]
+        p = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # not in the terminal's process group: a Ctrl-C ends the task, not the lab
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+            with contextlib.suppress(OSError, ValueError, IndexError):  # not forked yet
+                pid = int(children.read_text().split()[0])
+                if self.proven(pid):
+                    break
+            if p.poll() is not None:
+                err = p.stderr.read().decode().strip() if p.stderr else ""
+                raise BackendFailed(
+                    f"cannot create the lab's user namespace: {err or f'unshare exited {p.returncode}'}",
+                    "run `invoke doctor`: it checks what user namespaces need",
+                )
+            time.sleep(0.005)
+        else:
+            p.kill()
+            raise BackendFailed("the lab's keeper did not start within 10 s", "run `invoke doctor`")
+        if p.stderr:
+            p.stderr.close()
+        self.pid = pid
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.record.write_text(json.dumps({"pid": pid}) + "\n")
+        r = subprocess.run([*self.enter(), "sh", "-c", SETUP], capture_output=True, text=True)
+        if r.returncode:
+            self.stop()
+            raise BackendFailed(f"cannot set up the lab's namespace: {r.stderr.strip()}", "run `invoke doctor`")
+        return pid
+
+    def enter(self) -> list[str]:
+        """argv prefix: run a command inside the lab, as root of its user namespace."""
+        if self.pid is None:
+            raise BackendFailed(f"the lab at {self.dir} is not running (no keeper)", "run `invoke up`")
+        return ["nsenter", f"--target={self.pid}", *NAMESPACES, "--preserve-credentials", "--"]
+
+    def mountinfo(self) -> str:
+        try:
+            return Path(f"/proc/{self.pid}/mountinfo").read_text() if self.pid else ""
+        except OSError:
+            return ""
+
+    def proc(self) -> Path:
+        """The lab's /proc (its PID namespace), seen from the host."""
+        return Path(f"/proc/{self.pid}/root/proc")
+
+    def stop(self) -> None:
+        """End the lab: SIGTERM to its PID 1 (tini passes it on, and when it exits the kernel kills every
+        process left in the namespace); SIGKILL if it has not ended in 5 s."""
+        pid, self.pid = self.pid, None
+        if pid is None or not self.proven(pid):
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                if not self.proven(pid) or _zombie(pid):
+                    self.record.unlink(missing_ok=True)
+                    return
+                time.sleep(0.01)
+
+
+def _ready(pid: int) -> bool:
+    """The keeper has the lab's own /run (SETUP ran in it)."""
+    try:
+        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    except OSError:
+        return False
+    return any(ln.split()[4] == "/run" and " - tmpfs lab-run " in ln for ln in lines)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def is_mount(mountinfo: str, path: Path) -> bool:
+    """Is `path` a mount point in `mountinfo` (a bind-mounted namespace file, the ns dir)?"""
+    target = str(path)
+    return any(unescape(line.split()[4]) == target for line in mountinfo.splitlines())
+
+
+def unescape(field: str) -> str:
+    """A path as /proc/PID/mountinfo writes it: space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
