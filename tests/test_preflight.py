@@ -1,9 +1,13 @@
-"""Preflight logic without touching the host: subnet overlaps and the accelerator choice."""
+"""Preflight logic without touching the host: subnet overlaps, the accelerator choice, the sysctls that
+stop a rootless lab."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from labgen.backends.keeper import probes as keeper_probes
 from labgen.backends.libvirt import choose_accel, find_overlaps
 
 pytestmark = pytest.mark.model
@@ -64,3 +68,20 @@ def test_ssh_control_sockets_live_in_a_directory_only_the_user_enters(tmp_path, 
     d.chmod(0o755)  # someone opened it up: no socket goes there
     with pytest.raises(BackendFailed, match="is not a directory only you can enter"):
         control_dir()
+
+
+@pytest.mark.parametrize(
+    ("sysctl", "value", "said"),
+    [
+        ("user/max_user_namespaces", "0", "user.max_user_namespaces is 0"),
+        ("kernel/unprivileged_userns_clone", "0", "kernel.unprivileged_userns_clone is 0"),
+        ("kernel/apparmor_restrict_unprivileged_userns", "1", "AppArmor restricts unprivileged user namespaces"),
+    ],
+)
+def test_doctor_names_the_sysctl_that_stops_rootless_labs(tmp_path: Path, sysctl: str, value: str, said: str) -> None:
+    (tmp_path / sysctl).parent.mkdir(parents=True)
+    (tmp_path / sysctl).write_text(value + "\n")
+    probe = next(p for p in keeper_probes(tmp_path) if p.name == "user namespaces")
+    err = probe.check()
+    assert err is not None and said in err, err
+    assert "sysctl -w" in probe.fix

@@ -43,12 +43,12 @@ NODE_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller", "d
 PACKAGES = "openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping tcpdump tini"
 
 
-def probes() -> list[Probe]:
+def probes(sysctls: Path = Path("/proc/sys")) -> list[Probe]:
     """What a lab in a user namespace needs of the host, each with its fix."""
 
     def sysctl(name: str) -> int | None:
         try:
-            return int(Path("/proc/sys", *name.split(".")).read_text())
+            return int(Path(sysctls, *name.split(".")).read_text())
         except (OSError, ValueError):
             return None
 
