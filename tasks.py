@@ -32,11 +32,12 @@ def up(c, backend=None, config=CONFIG, verbose=False):
         "step": "pause before each tutorial step with a short explanation (trainer presses Enter)",
         "transcript": "write the run as Markdown (node, command, output) to this file",
         "reset": "remove what the demo made (NB objects, ports, namespaces, dhclients); keep the nodes",
+        "explain": "after each step, what OVN made of it in full: logical flows, bindings, OpenFlow, tunnel",
     }
 )
-def demo(c, config=CONFIG, verbose=False, step=False, transcript=None, reset=False):
+def demo(c, config=CONFIG, verbose=False, step=False, transcript=None, reset=False, explain=False):
     """Perform tutorial steps 4-8: net0 with DHCP, ports, ovn-trace, namespaces vm1..3 with leases, pings."""
-    call("labgen.demo:demo", config, verbose=verbose, step=step, transcript=transcript, reset=reset)
+    call("labgen.demo:demo", config, verbose=verbose, step=step, transcript=transcript, reset=reset, explain=explain)
 
 
 @task(help={"config": CONFIG_HELP, "json": "print machine-readable JSON"})
@@ -139,10 +140,30 @@ def exercise_solve(c, config=CONFIG):
     call("labgen.workshop.exercises:solve", config)
 
 
-@task(help={"config": CONFIG_HELP, "out": "directory for lab.svg/lab.png (default: the lab's state directory)"})
-def graph(c, config=CONFIG, out=None):
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "out": "directory for lab.svg/lab.png (default: the lab's state directory)",
+        "trace": "draw one packet's path too: two ports or namespaces, e.g. --trace vm1,vm3",
+    }
+)
+def graph(c, config=CONFIG, out=None, trace=None):
     """Draw the live lab (Graphviz SVG + PNG): nodes, geneve mesh, switches, ports, bindings, leases."""
-    call("labgen.workshop.graph:graph", config, out)
+    call("labgen.workshop.graph:graph", config, out, trace=trace)
+
+
+@task(
+    help={
+        "src": "the sending port or its namespace, e.g. vm1",
+        "dst": "the receiving port or namespace, e.g. vm3 (with --proto dhcp: any, OVN answers)",
+        "proto": "icmp (default), udp or dhcp",
+        "full": "every table and action, not only those that decide something",
+        "config": CONFIG_HELP,
+    }
+)
+def trace(c, src, dst, proto="icmp", full=False, config=CONFIG):
+    """One packet SRC -> DST: the logical pipelines (ovn-trace), then OpenFlow on each chassis (ovn-detrace)."""
+    call("labgen.workshop.trace:trace", config, src, dst, proto=proto, full=full)
 
 
 @task(
@@ -185,6 +206,7 @@ ns = Collection(
     doctor,
     check,
     graph,
+    trace,
     capture,
     snapshot,
     ssh_config,

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from .backends.base import Backend
 from .errors import ShowFailed, StageFailed
+from .explain import Explainer
 from .gates import wait_for
 from .lab import changes_lab, open_up_lab
 from .model import Lab, Port
@@ -40,6 +41,7 @@ def demo(
     step: bool = False,
     transcript: str | Path | None = None,
     reset: bool = False,
+    explain: bool = False,
 ) -> dict[str, str]:
     """Tutorial steps 4-8 with their real output; returns port -> leased IP. `reset`: remove instead."""
     if reset:
@@ -54,7 +56,8 @@ def demo(
         Provisioner(lab, backend, verbose=verbose) as provisioner,
         ThreadPoolExecutor(max_workers=len(hosts) + 4) as pool,
     ):
-        run = Demo(lab, backend, provisioner, say, pool, hosts)
+        why = Explainer(lab, backend, lambda lines: emit(lines, say.line, style="cyan"), full=explain or say.explains)
+        run = Demo(lab, backend, provisioner, say, pool, hosts, why)
         try:
             ips = run.all()
         except BaseException:
@@ -75,24 +78,31 @@ class Demo:
         say: Narrator,
         pool: ThreadPoolExecutor,
         hosts: list[str],
+        why: Explainer,
     ):
         self.lab, self.backend, self.provisioner, self.say, self.pool = lab, backend, provisioner, say, pool
+        self.why = why
         self.hosts, self.central = hosts, lab.central.name
         self.observe = Observer(lab, backend)
         self.stop = threading.Event()  # a failure: the gates still running in the pool stop waiting
         self.ips: dict[str, str] = {}
 
     def all(self) -> dict[str, str]:
+        self.why.start()
         binds = self.logical()
         shown = self.early(lambda: self.provisioner.show(self.central, "show-logical"))
         traced = self.early(lambda: self.provisioner.show(self.central, "trace"))
         bound = self.early(self.bound)
         self.emit(shown)
+        self.why.logical()
         self.trace(traced)
         self.bind(binds, bound)
+        self.why.bind()
         self.dhcp()
+        self.why.dhcp()
         self.say.section("ping")
         ping_matrix(self.lab, self.backend, self.ips, self.say.line)
+        self.why.ping()
         return self.ips
 
     # -- sections -----------------------------------------------------------------------------------------

@@ -55,6 +55,11 @@ class Narrator:
         ]
         self.open = False
 
+    @property
+    def explains(self) -> bool:
+        """Stepping through or writing a handout: what OVN made of each step is shown in full."""
+        return self.step or self.path is not None
+
     def section(self, key: str) -> None:
         title, text = SECTIONS[key]
         text = text.format(switch=self.switch, port=self.port)

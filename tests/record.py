@@ -30,7 +30,8 @@ from labgen.lab import open_up_lab, status, teardown  # noqa: E402
 from labgen.observe import Observer  # noqa: E402
 from labgen.up import up  # noqa: E402
 from labgen.workshop.check import run_checks  # noqa: E402
-from labgen.workshop.exercises import EXERCISES  # noqa: E402
+from labgen.workshop.exercises import EXERCISES, solve  # noqa: E402
+from labgen.workshop.trace import trace  # noqa: E402
 
 OUT = ROOT / "tests" / "recorded"
 NAME = "t-rec"  # the fake tier's lab.toml uses the same name: the node MACs derive from it
@@ -136,6 +137,12 @@ def main() -> None:
             observe.fact(lab.central.name, "nb_switches")  # snapshot save
             for n in lab.node_names:
                 observe.fact(n, "addrs")  # capture finds the underlay NIC
+        with phase("solve"):
+            solve(config)  # exercise.solve on a healthy lab: each of its commands, answered
+        with phase("trace"):
+            trace(config, "vm1", "vm3")
+            trace(config, "vm1", "vm2", proto="udp")
+            trace(config, "vm2", "vm2", proto="dhcp")
         for name, ex in EXERCISES.items():
             with phase(f"exercise-{name}"):
                 checked(config)  # start: the lab must pass first

@@ -26,6 +26,7 @@ from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import exercises
 from labgen.workshop.check import run_checks
+from labgen.workshop.trace import trace
 from provision.facts import FACTS
 from tests.fake import FakeBackend, Script, UnknownCommand
 from tests.golden import HERE
@@ -305,7 +306,7 @@ def test_a_healthy_lab_passes_every_check(lab: tuple[Path, Script]) -> None:
     found = run_checks(*open_up_lab(config))
     assert all(f.ok for f in found)
     assert "1500-byte frames cross the tunnel (vm1 -> vm3)" in [f.what for f in found]
-    assert len(found) == 19  # 3 nodes x (daemons, controller, chassis, tunnels), 3 ports x (bound, lease), MTU
+    assert len(found) == 20  # 3 nodes x (daemons, controller, chassis, tunnels), 3 ports x (bound, lease), ACLs, MTU
 
 
 def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
@@ -330,6 +331,7 @@ def test_exercise_start_check_hint_solve(lab: tuple[Path, Script], capsys) -> No
     assert "port1 in vm1 has MAC c0:ff:ee:00:00:99" in capsys.readouterr().out
     exercises.hint(config)
     assert "Compare the MAC of port1 inside vm1" in capsys.readouterr().out
+    script.load("solve")
     exercises.solve(config)
     assert batches(script, CENTRAL, ["chassis", "controller"]) and batches(script, CENTRAL, ["logical"])
     assert batches(script, HOST1, ["bind", "dhcp"]) and batches(script, HOST2, ["bind", "dhcp"])
@@ -404,7 +406,14 @@ def test_every_task_makes_one_labgen_call_that_exists(monkeypatch: pytest.Monkey
 
     made: list[str] = []
     monkeypatch.setattr(tasks, "call", lambda target, *a, **kw: made.append(target))
-    args = {"exec": ("n", "true"), "ssh": ("n",), "capture": ("n",), "snapshot": ("save",), "start": ("x",)}
+    args = {
+        "exec": ("n", "true"),
+        "ssh": ("n",),
+        "capture": ("n",),
+        "snapshot": ("save",),
+        "start": ("x",),
+        "trace": ("vm1", "vm3"),
+    }
     for name in tasks.ns.task_names:
         if name == "setup":
             continue  # execs .ci/setup
@@ -439,7 +448,7 @@ def test_task_check_with_problems_exits_1(lab: tuple[Path, Script], capsys) -> N
     script.load("fault-lease")
     with pytest.raises(SystemExit) as e:
         tasks.check(MockContext(), config=str(config))
-    assert e.value.code == 1 and "17 ok, 1 problem" in capsys.readouterr().out
+    assert e.value.code == 1 and "18 ok, 1 problem" in capsys.readouterr().out
 
 
 def test_task_bug_shows_its_traceback(lab: tuple[Path, Script], monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -469,3 +478,21 @@ def test_unknown_command_fails_the_test(lab: tuple[Path, Script]) -> None:
     with pytest.raises(UnknownCommand):
         open_up_lab(config)[1].run(HOST1, ["rm", "-rf", "/"])
     script.unknown.clear()  # this test wanted it
+
+
+def test_trace_reads_ovn_trace_and_detrace_as_recorded(lab: tuple[Path, Script]) -> None:
+    """The parsing and the handout format, from the outputs recorded on real daemons."""
+    config, script = lab
+    is_up(config)
+    script.load("trace")
+    out = "\n".join(trace(config, "vm1", "vm3"))
+    assert "== vm1 -> vm3: port1 (ovn-host-01) -> port3 (ovn-host-02) on net0 ==" in out
+    assert "ingress 25. ls_in_l2_lkup: eth.dst == c0:ff:ee:00:00:13" in out
+    assert "table 33: table=25 (ls_in_l2_lkup)" in out and "reg15=0x3 (outport key)" in out
+    assert "=> geneve to 192.168.1.63: VNI 0x1" in out and "(from logical port key 1 to key 3)" in out
+    assert (HOST2, ("ovs-vsctl", "--bare", "--columns=ofport", "find", "interface", "type=geneve",
+                    "options:remote_ip=192.168.1.62")) in script.calls  # fmt: skip
+    dhcp = "\n".join(trace(config, "vm2", "vm2", proto="dhcp"))
+    assert "put_dhcp_opts(offerip = 10.0.0.12" in dhcp and "=> to ovn-controller" in dhcp
+    with pytest.raises(LabError, match="no port or namespace 'vm9'"):
+        trace(config, "vm9", "vm3")

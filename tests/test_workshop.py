@@ -43,13 +43,69 @@ def test_exercise_is_diagnosed_and_solved(cli: Cli, name: str) -> None:
         "controller-stopped": "ovn-host-02     ovn-controller is not running on ovn-host-02",
         "wrong-encap-ip": "encap IP is 10.99.0.2, expected 192.168.1.62",
         "port-not-bound": "port3 is not bound on ovn-host-02",
+        "acl-drops-dhcp": 'an ACL (from-lport, priority 1002) drops inport == "port2" && udp.dst == 67',
+        "port-security": "port_security of port1 (c0:ff:ee:00:00:99) does not allow its MAC c0:ff:ee:00:00:11",
+        "no-free-address": "port3 got no IPv4 address from net0",
     }[name]
     assert want in broken.stdout, broken.stdout
     assert cli("exercise.check", check=False).returncode == 1
-    assert cli("exercise.hint").stdout.strip()
+    hint = cli("exercise.hint").stdout.strip()
+    # the three that need the trace to solve: the trace the hint names shows the fault
+    shown = {
+        "acl-drops-dhcp": (["vm2", "vm2", "--proto", "dhcp"], "=> dropped in ls_in_acl (ingress table 8)"),
+        "port-security": (["vm1", "vm3"], "=> dropped in ls_in_apply_port_sec (ingress table 1)"),
+        "no-free-address": (["vm3", "vm3", "--proto", "dhcp"], "multicast group 32768: flooded to every port"),
+    }
+    if name in shown:
+        argv, line = shown[name]
+        assert f"invoke trace {argv[0]}" in hint, hint
+        out = cli("trace", *argv).stdout
+        assert line in out, out
+        if name == "no-free-address":
+            assert "put_dhcp_opts" not in out, out  # no offer for port3: the exclude range left it none
     cli("exercise.solve")
     fixed = cli("check", check=False)
     assert fixed.returncode == 0, fixed.stdout
+
+
+def test_trace_answers_the_handout_questions(cli: Cli) -> None:
+    """Which logical flow answers DHCP, which OpenFlow table sends vm1's packet into the tunnel, what VNI."""
+    dhcp = cli("trace", "vm1", "vm1", "--proto", "dhcp").stdout
+    assert "table=20 (ls_in_dhcp_options)" in dhcp and "put_dhcp_opts(offerip = 10.0.0.11" in dhcp, dhcp
+    assert "=> to ovn-controller" in dhcp
+    out = cli("trace", "vm1", "vm3").stdout
+    assert "ingress 25. ls_in_l2_lkup: eth.dst == c0:ff:ee:00:00:13" in out and 'outport = "port3";' in out, out
+    sender = out.split("the sending chassis")[1].split("the receiving chassis")[0]
+    # detrace mapped OpenFlow table 33 back to logical ingress table 25, and table 39 is the tunnel's
+    assert "table 33: table=25 (ls_in_l2_lkup), priority=50, match=(eth.dst == c0:ff:ee:00:00:13)" in sender, sender
+    assert "table 39: reg15=0x3,metadata=0x1" in sender and "tun_id=0x1 (VNI)" in sender and "output:" in sender
+    assert "=> geneve to 192.168.1.63: VNI 0x1" in sender and "= 0x10003 (from logical port key 1 to key 3)" in sender
+    receiver = out.split("the receiving chassis")[1]
+    assert "= port3 (tunnel key 3), bound on ovn-host-02" in receiver, receiver
+    full = cli("trace", "vm1", "vm3", "--full").stdout
+    assert len(full.splitlines()) > 2 * len(out.splitlines())
+    same = cli("trace", "vm1", "vm2").stdout
+    assert "receiving chassis" not in same and "=> geneve" not in same  # one chassis: no tunnel
+
+
+def test_graph_draws_the_traced_path(cli: Cli, tmp_path: Path) -> None:
+    cli("graph", "--out", str(tmp_path), "--trace", "vm1,vm3")
+    dot = (tmp_path / "lab.dot").read_text()
+    assert '"ovn-host-01" -- "ovn-host-02" [color="#d62728"' in dot and "2. geneve VNI 0x1" in dot, dot
+    assert (tmp_path / "lab.png").stat().st_size > 10_000
+
+
+def test_demo_explains_what_ovn_made_of_each_step(cli: Cli, tmp_path: Path) -> None:
+    cli("demo", "--reset")
+    out = cli("demo", "--explain").stdout
+    assert "underneath: northd added" in out and "answer DHCP (put_dhcp_opts)" in out, out
+    assert "net0/ls_in_dhcp_options" in out and "put_dhcp_opts(offerip = 10.0.0.13" in out
+    assert "Port_Binding port3: tunnel key 3, datapath key 1, chassis ovn-host-02" in out
+    assert "OpenFlow rules on ovn-host-02 match its key (reg14/reg15=0x3)" in out
+    assert "vm3 (port3): lease 10.0.0.13/24  <- offer offerip = 10.0.0.13" in out
+    assert "VNI 1 = the datapath key of net0" in out and "= 0x10003 (from port1's key 1 to port3's key 3)" in out
+    short = cli("demo").stdout
+    assert "(invoke demo --explain shows how)" in short and "Port_Binding port3: tunnel key" not in short
 
 
 def test_mtu_is_checked_across_the_tunnel(cli: Cli) -> None:

@@ -178,6 +178,8 @@ class Keeper:
 
     def enter(self) -> list[str]:
         """argv prefix: run a command inside the lab, as root of its user namespace."""
+        if self.pid is None or not self.proven(self.pid):  # a lab brought up again since: its new keeper
+            self.pid = self._find()
         if self.pid is None:
             raise BackendFailed(f"the lab at {self.dir} is not running (no keeper)", "run `invoke up`")
         return ["nsenter", f"--target={self.pid}", *NAMESPACES, "--preserve-credentials", "--"]

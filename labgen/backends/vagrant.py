@@ -8,6 +8,7 @@ Vagrant's own state was lost.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailed
+from ..gates import answers
 from ..model import Lab
 from ..render import Kernel, render_vagrantfile
 from . import libvirt
@@ -150,6 +152,15 @@ class VagrantBackend(Backend):
         log(f"vagrant up (all VMs in parallel), log: {logf}")
         vagrant_up(self.lab.name, self.state.dir, self.env(), logf)
         self.write_ssh_config()
+        # a VM an interrupted `vagrant up` booted counts as up for the next one, which then returns at
+        # once, before its sshd answers: every VM must run a command before provisioning starts
+        for n in self.lab.node_names:
+            answers(functools.partial(self.ran, n), n, "a command to run over ssh", lambda: f"see {logf}", 300)
+
+    def ran(self, node: str) -> tuple[bool, str]:
+        """`true` on the node: (it ran, why not)."""
+        r = self.run(node, ["true"], timeout=20)
+        return r.ok, (r.stderr.strip() or f"exit {r.rc}")[-200:]
 
     def write_ssh_config(self) -> None:
         text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())

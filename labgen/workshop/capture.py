@@ -18,7 +18,7 @@ from ..ui import console
 def capture(config: str | Path, node: str, *, port: str | None = None, seconds: int | str = 10) -> Path:
     """A pcap of the node's geneve traffic on the underlay NIC (default) or of one logical port inside its
     namespace, copied into the lab's state directory, then a tcpdump summary that shows the geneve header."""
-    if not str(seconds).isdigit() or not 1 <= int(seconds) <= 3600:
+    if not (str(seconds).isascii() and str(seconds).isdigit()) or not 1 <= int(seconds) <= 3600:  # not '¹
         raise InputError(f"--seconds {str(seconds)[:20]!r} is not a capture time", "give whole seconds, 1 to 3600")
     seconds = int(seconds)
     lab, backend = open_up_lab(config)

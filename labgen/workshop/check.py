@@ -19,7 +19,7 @@ from ..lab import open_up_lab
 from ..model import Lab
 from ..observe import Observer
 from .findings import Finding, guarded, ok, problem, report
-from .logical import logical, mtu
+from .logical import logical, mtu, policies
 
 # every node runs the first three; central also the databases and northd
 DAEMONS = {
@@ -137,6 +137,7 @@ def run_checks(lab: Lab, backend: Backend) -> list[Finding]:
     central = down.get(lab.central.name, set())
     if not central & {"ovnnb_db", "ovnsb_db"}:
         found += guarded(lab.central.name, "the logical layer", lambda: logical(lab, backend))
+        found += guarded(lab.central.name, "ACLs and port security", lambda: policies(lab, backend))
     if all(f.ok for f in found):
         found += mtu(lab, backend)
     return found

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..backends.base import Backend
 from ..errors import LabError, StageFailed, UnknownName
 from ..lab import changes_lab, open_up_lab
 from ..model import Lab, Port
+from ..observe import Observer
 from ..provisioner import Provisioner
 from ..ui import console
 from .check import run_checks
@@ -42,6 +44,26 @@ class Exercise:
 
 OPTS = "dhcpv4_options"
 WRONG_ENCAP = "external_ids:ovn-encap-ip=10.99.0.2"  # an address that is on no lab subnet
+
+
+def _no_room(lab: Lab, backend: Backend, p: Port) -> list[tuple[str, list[str]]]:
+    """Every address of the port's subnet excluded but those the other ports hold (northd drops an
+    allocation that falls into exclude_ips), and the port's own allocation cleared: northd finds none."""
+    net = ipaddress.ip_network(next(s.subnet for s in lab.switches if s.name == p.switch))
+    held = {ipaddress.ip_address(ip) for port, (_, ip) in Observer(lab, backend).dynamic_addresses()[2].items()
+            if port != p.name}  # fmt: skip
+    free = [a for a in net.hosts() if a not in held]
+    ranges, start = [], free[0]
+    for a, b in zip(free, [*free[1:], None], strict=True):
+        if b is None or int(b) != int(a) + 1:
+            ranges.append(f"{start}..{a}" if a != start else str(start))
+            start = b  # type: ignore[assignment]
+    central = lab.central.name
+    return [
+        (central, ["ovn-nbctl", "set", "logical_switch", p.switch, f'other_config:exclude_ips="{" ".join(ranges)}"']),
+        (central, ["ovn-nbctl", "clear", "logical_switch_port", p.name, "dynamic_addresses"]),
+        (p.node, ["ip", "-n", p.netns, "addr", "flush", "dev", p.name]),
+    ]
 
 
 def _unused_mac(lab: Lab) -> str:
@@ -96,6 +118,47 @@ EXERCISES = {
             "unbound",
             2,
             lambda lab, _, p: [(p.node, ["ovs-vsctl", "set", "interface", p.name, "external_ids:iface-id=port-typo"])],
+        ),
+        Exercise(
+            "acl-drops-dhcp",
+            "{netns} lost its address and does not get it back, though {port}'s DHCP options look right.",
+            "Trace its request: `invoke trace {netns} {netns} --proto dhcp`. Which stage drops it, and which NB "
+            "row made that logical flow? (ovn-nbctl acl-list)",
+            "acl",
+            1,
+            lambda lab, _, p: [
+                (
+                    lab.central.name,
+                    [
+                        "ovn-nbctl",
+                        "acl-add",
+                        p.switch,
+                        "from-lport",
+                        "1002",
+                        f'inport == "{p.name}" && udp.dst == 67',
+                        "drop",
+                    ],
+                ),
+                (p.node, ["ip", "-n", p.netns, "addr", "flush", "dev", p.name]),
+            ],
+        ),
+        Exercise(
+            "port-security",
+            "{netns} reaches no one since a security review of {port}.",
+            "Trace a ping from it: `invoke trace {netns} <another VM>`. In which stage does the packet stop, "
+            "and which MAC does that stage allow? (ovn-nbctl lsp-get-port-security {port})",
+            "port_security",
+            0,
+            lambda lab, _, p: [(lab.central.name, ["ovn-nbctl", "lsp-set-port-security", p.name, _unused_mac(lab)])],
+        ),
+        Exercise(
+            "no-free-address",
+            "{netns} was set up anew and gets no address; the other VMs keep theirs.",
+            "Trace its request: `invoke trace {netns} {netns} --proto dhcp`: is there a put_dhcp_opts for {port}? "
+            "Then compare its dynamic_addresses with the switch's other_config:exclude_ips.",
+            "no_address",
+            2,
+            _no_room,
         ),
     )
 }
@@ -154,11 +217,17 @@ def hint(config: str | Path) -> None:
 
 @changes_lab("exercise.solve")
 def solve(config: str | Path) -> None:
-    """Repair with the provisioner: the chassis settings, the NB objects, the bindings and the leases."""
+    """Repair: no ACLs or port security (the lab makes none), then the provisioner: the chassis settings,
+    the NB objects, the bindings and the leases."""
     lab, backend = open_up_lab(config)
+    central = lab.central.name
+    for sw in lab.switches:  # what the lab never makes: ACLs and port security
+        backend.run(central, ["ovn-nbctl", "acl-del", sw.name])
+    for p in lab.ports:
+        backend.run(central, ["ovn-nbctl", "lsp-set-port-security", p.name])
     with Provisioner(lab, backend) as provisioner:
         provisioner.run_all(lab.node_names, ["chassis", "controller"])
-        provisioner.run(lab.central.name, ["logical"])
+        provisioner.run(central, ["logical"])
         for n in lab.node_names:
             if lab.ports_on(n):
                 provisioner.run(n, ["bind", "dhcp"])

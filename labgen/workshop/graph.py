@@ -1,14 +1,15 @@
 """`invoke graph`: the live lab as a diagram (Graphviz): nodes with underlay IPs, the geneve mesh, and the
-logical layer (switches, ports, the chassis each is bound to, leases)."""
+logical layer (switches, ports, the chassis each is bound to, leases); with --trace, one packet's path."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from ..errors import LabError
+from ..errors import InputError, LabError
 from ..lab import LabStatus, open_up_lab, status
 from ..model import Lab
+from .trace import Tracer, traced
 
 
 def _q(*lines: str) -> str:
@@ -17,7 +18,26 @@ def _q(*lines: str) -> str:
     return f'"{text}"'
 
 
-def dot(lab: Lab, st: LabStatus) -> str:
+def path_edges(lab: Lab, t: Tracer) -> list[str]:
+    """A traced packet's path over the diagram, in red: into br-int, across the tunnel, out to the port."""
+    src, dst = t.pkt.src, t.pkt.dst
+    red = 'color="#d62728", fontcolor="#d62728", penwidth=2.5'
+    if t.dropped:
+        label = _q("dropped in " + t.dropped)
+        return [f"  {_q('port:' + src.name)} -- {_q(src.node)} [{red}, style=dashed, label={label}];"]
+    out = [f"  {_q('port:' + src.name)} -- {_q(src.node)} [{red}, label={_q('1. into br-int')}];"]
+    if dst is None:
+        return [*out[:-1], out[-1].replace("1. into br-int", "DHCP: answered by ovn-controller")]
+    if t.tunnel:
+        a, b = t.tunnel.ports()
+        text = f"2. geneve VNI {t.tunnel.vni}\noption {t.tunnel.option} (port {a} -> {b})"
+        out.append(f"  {_q(src.node)} -- {_q(dst.node)} [{red}, label={_q(text)}];")
+    last = _q(("3. " if t.tunnel else "2. ") + "out to " + dst.name)
+    out.append(f"  {_q(dst.node)} -- {_q('port:' + dst.name)} [{red}, label={last}];")
+    return out
+
+
+def dot(lab: Lab, st: LabStatus, path: list[str] | None = None) -> str:
     backend = st.backend or "-"
     out = [
         "graph lab {",
@@ -63,14 +83,15 @@ def dot(lab: Lab, st: LabStatus) -> str:
         bound = binding["chassis"] if binding else None
         if bound:
             out.append(f'  {_q("port:" + p.name)} -- {_q(bound)} [style=dotted, color=gray40, label="bound"];')
+    out += path or []
     out.append("}")
     return "\n".join(out) + "\n"
 
 
-def render(lab: Lab, st: LabStatus, out_dir: Path) -> list[Path]:
+def render(lab: Lab, st: LabStatus, out_dir: Path, trace: list[str] | None = None) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     src = out_dir / "lab.dot"
-    src.write_text(dot(lab, st))
+    src.write_text(dot(lab, st, trace))
     paths = []
     for fmt, extra in (("svg", []), ("png", ["-Gdpi=110"])):
         path = out_dir / f"lab.{fmt}"
@@ -84,8 +105,15 @@ def render(lab: Lab, st: LabStatus, out_dir: Path) -> list[Path]:
     return paths
 
 
-def graph(config: str | Path, out: str | Path | None = None) -> None:
-    """Draw the running lab into `out` (default: its state directory); prints the files' paths."""
-    lab, _ = open_up_lab(config)
-    for path in render(lab, status(config), Path(out) if out else lab.state_dir):
-        print(path)
+def graph(config: str | Path, out: str | Path | None = None, trace: str | None = None) -> None:
+    """Draw the running lab into `out` (default: its state directory); prints the files' paths. `trace`:
+    "vm1,vm3" (or "vm1 vm3"), the path of one packet (as `invoke trace` finds it) drawn over it."""
+    lab, backend = open_up_lab(config)
+    path = None
+    if trace is not None:
+        ends = trace.replace(",", " ").split()
+        if len(ends) != 2:
+            raise InputError(f"--trace {trace!r} names {len(ends)} ports", "give two: --trace vm1,vm3")
+        path = path_edges(lab, traced(lab, backend, ends[0], ends[1]))
+    for p in render(lab, status(config), Path(out) if out else lab.state_dir, path):
+        print(p)

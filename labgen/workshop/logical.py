@@ -4,6 +4,7 @@ across the tunnel."""
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any
 
@@ -46,6 +47,17 @@ def logical(lab: Lab, backend: Backend) -> list[Finding]:
         dyn = lsp.get("dynamic_addresses")
         mac = p.mac or (dyn.split()[0] if isinstance(dyn, str) and dyn else None)
         ip = dyn.split()[1] if isinstance(dyn, str) and len(dyn.split()) > 1 else None
+        if ip is None:
+            sw: dict[str, Any] = next((r for r in observe.fact(central, "nb_switches") if r["name"] == p.switch), {})
+            conf = sw.get("other_config", {})
+            why = (
+                f"northd allocates from other_config:subnet minus exclude_ips; `invoke trace {p.netns} {p.netns} "
+                f"--proto dhcp` shows no put_dhcp_opts for {p.name}"
+            )
+            seen = (
+                f"subnet={conf.get('subnet')} exclude_ips={conf.get('exclude_ips')}; dynamic_addresses: {dyn or '[]'}"
+            )
+            found.append(problem("no_address", central, f"{p.name} got no IPv4 address from {p.switch}", why, seen))
         binding = partial(_binding, lab, observe, p, mac, ip, bindings.get(p.name), chassis)
         found += guarded(p.node, f"{p.name}'s binding", binding)
     return found
@@ -129,3 +141,28 @@ def mtu(lab: Lab, backend: Backend) -> list[Finding]:
         seen = (r.stdout + r.stderr).strip()[-300:]
         found.append(problem("mtu", src.node, "full-size frames do not cross the geneve tunnel", why, seen))
     return found
+
+
+def policies(lab: Lab, backend: Backend) -> list[Finding]:
+    """What the lab never makes, found in the NB: an ACL that drops or rejects, a port_security that does not
+    allow the port's own MAC. Each is shown by `invoke trace` as the stage that drops the packet."""
+    central, found = lab.central.name, []
+    acls = backend.run(
+        central, ["ovn-nbctl", "--format=json", "--columns=direction,priority,match,action", "list", "acl"]
+    )
+    for direction, prio, match, action in json.loads(acls.stdout or '{"data": []}')["data"] if acls.ok else []:
+        if action in ("drop", "reject"):
+            why = f"an ACL {action}s what it matches: `invoke trace` shows the ls_*_acl stage that {action}s it"
+            what = f"an ACL ({direction}, priority {prio}) {action}s {match}"
+            found.append(problem("acl", central, what, why, "ovn-nbctl acl-list <switch>"))
+    argv = ["ovn-nbctl", "--format=json", "--columns=name,port_security", "list", "logical_switch_port"]
+    lsps = backend.run(central, argv)
+    rows = {r[0]: r[1] for r in json.loads(lsps.stdout or '{"data": []}')["data"]} if lsps.ok else {}
+    for p in lab.ports:
+        sec = rows.get(p.name)
+        allowed = [sec] if isinstance(sec, str) else [x for x in (sec[1] if isinstance(sec, list) else [])]
+        if allowed and p.mac and not any(a.split()[0] == p.mac for a in allowed):
+            why = f"port security drops other MACs: `invoke trace {p.netns} ...` stops in ls_in_apply_port_sec"
+            what = f"port_security of {p.name} ({', '.join(allowed)}) does not allow its MAC {p.mac}"
+            found.append(problem("port_security", central, what, why, f"ovn-nbctl lsp-get-port-security {p.name}"))
+    return found or [ok(central, "no ACL drops traffic; port_security allows each port's MAC")]

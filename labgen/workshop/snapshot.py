@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .. import gates
 from ..backends.base import Backend
 from ..demo import demo
 from ..errors import InputError, LabError
-from ..gates import wait_for
 from ..lab import changes_lab, open_up_lab, teardown
 from ..model import Lab
 from ..observe import Observer
@@ -52,10 +52,10 @@ def snapshot(config: str | Path, action: str) -> None:
 
 
 def answers(lab: Lab, backend: Backend, node: str) -> None:
-    """A restored VM resumes with its old TCP state: the first ssh after it may fail. Proven, not assumed."""
+    """A restored VM resumes with its old TCP state: the first ssh after it may fail."""
 
-    def probe() -> tuple[bool, str]:
+    def ran() -> tuple[bool, str]:
         r = backend.run(node, ["true"], timeout=20)
         return r.ok, (r.stderr.strip() or f"exit {r.rc}")[-200:]
 
-    wait_for(node, "a command to run after the restore", probe, Observer(lab, backend).dump(node), 60)
+    gates.answers(ran, node, "a command to run after the restore", Observer(lab, backend).dump(node), 60)
