@@ -29,12 +29,14 @@ def lflows(text: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def by_table(dump: str, keys: tuple[str, ...]) -> Counter[int]:
-    """OpenFlow rules of `ovs-ofctl dump-flows br-int` that match any of `keys`, counted per table."""
+def by_table(dump: str, keys: tuple[str, ...], datapath: str) -> Counter[int]:
+    """OpenFlow rules of `ovs-ofctl dump-flows br-int` on `datapath` (metadata=0x1) that match any of `keys`
+    (a port's key in reg14 or reg15: keys repeat across switches), counted per table."""
     n: Counter[int] = Counter()
     for line in dump.splitlines():
         m = re.search(r"table=(\d+),", line)
-        if m and any(k in line.split(" actions=")[0] for k in keys):
+        match = line.split(" actions=")[0] + ","
+        if m and f"{datapath}," in match and any(k in match for k in keys):
             n[int(m[1])] += 1
     return n
 
@@ -103,7 +105,7 @@ class Explainer:
                 r = self.backend.run(node, ["ovs-ofctl", "dump-flows", "br-int"], timeout=30)
                 d = dp_key.get(dp[1])
                 mine = tuple(f"{reg}=0x{key:x}{end}" for reg in ("reg14", "reg15") for end in (",", " "))
-                n = by_table(r.stdout, mine) if d else Counter()
+                n = by_table(r.stdout, mine, f"metadata=0x{d:x}") if d else Counter()
                 total += sum(n.values())
                 tables = ", ".join(f"table {t}: {c}" for t, c in sorted(n.items()))
                 lines.append(
@@ -134,7 +136,7 @@ class Explainer:
         a, b = pairs[0]
         dst_ip = self.lab.node(b.node).ip
         ifaces = self.rows("interface", "name,options,ofport,type", a.node, "ovs-vsctl")
-        iface = next((i for i in ifaces if i[3] == "geneve" and dst_ip in json.dumps(i[1])), None)
+        iface = next((i for i in ifaces if i[3] == "geneve" and dict(i[1][1]).get("remote_ip") == dst_ip), None)
         name, ofport = (iface[0], iface[2]) if iface else ("?", "?")
         pb = {r[0]: (r[1], r[2][1]) for r in self.rows("port_binding", "logical_port,tunnel_key,datapath")}
         dp_key = {d[0][1]: d[1] for d in self.rows("datapath_binding", "_uuid,tunnel_key")}

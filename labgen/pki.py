@@ -42,13 +42,17 @@ def ensure(lab: Lab, state: LabState) -> None:
     if lab.ovn.transport != "ssl":
         return
     d = state.pki
+    files = ("privkey", "req", "cert")
     if not (d / "ca" / CA / "cacert.pem").exists():
         shutil.rmtree(d / "ca", ignore_errors=True)  # a half-made CA (an interrupted init)
+        for node in lab.node_names:  # certificates of an older CA: the new one did not sign them
+            for kind in files:
+                (d / f"{node}-{kind}.pem").unlink(missing_ok=True)
         _pki(d, "init")
     for node in lab.node_names:
         if not (d / f"{node}-cert.pem").exists():
-            for leftover in d.glob(f"{node}-*.pem"):  # an interrupted req+sign: start that node over
-                leftover.unlink()
+            for kind in files:  # an interrupted req+sign: start that node over
+                (d / f"{node}-{kind}.pem").unlink(missing_ok=True)
             _pki(d, "req+sign", node, "switch")
 
 

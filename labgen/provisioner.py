@@ -18,10 +18,10 @@ from provision.steps import STEPS
 from . import pki
 from .backends.base import Backend, Result
 from .errors import CommandFailed, GaveUp, ShowFailed, StageFailed
+from .lock import held_fds
 from .model import Lab
 from .observe import Observer
 from .plan import node_plan
-from .state import held_fds
 from .ui import console, progress
 
 

@@ -18,13 +18,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import re
 import shutil
-import signal
-import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -33,75 +29,9 @@ from typing import Any
 from provision.core import write_file
 
 from .errors import LabError
+from .lock import HELD, TASK, describe, flock, orphans, stop_orphans
 from .model import Lab
 from .ui import console
-
-# locks this process holds (path -> fd): a snapshot restore runs teardown, up and demo in turn under one
-_held: dict[Path, int] = {}
-
-
-def _flock(fd: int, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-
-
-def held_fds() -> tuple[int, ...]:
-    """The lock fds, for the provisioner sessions to inherit: a session still running its batch after its
-    task was killed keeps the lab busy until it ends, so no second task runs steps beside it."""
-    return tuple(_held.values())
-
-
-def _holders(path: Path) -> list[int]:
-    """The processes that have the lock file open (those this user may look at)."""
-    try:
-        want = path.stat()
-    except OSError:
-        return []
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (proc / "fd").iterdir():
-                st = fd.stat()
-                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
-                    found.append(int(proc.name))
-                    break
-    return found
-
-
-def _orphans(path: Path, holder: str) -> list[int]:
-    """The lock's holders when the task that took it is gone (killed); [] while it runs."""
-    m = re.search(r"\(pid (\d+)\)", holder)
-    held = _holders(path)
-    return [] if not held or (m and int(m[1]) in held) else held
-
-
-def _describe(pid: int) -> str:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
-    except OSError:
-        words = ["?"]
-    return f"{' '.join(words)} (pid {pid})"
-
-
-def _stop(pids: list[int], fd: int) -> bool:
-    """SIGTERM the orphans, SIGKILL those that outlive a grace period; True once the lock is ours."""
-    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        if _flock(fd, wait=grace):
-            return True
-    return False
 
 
 class LabState:
@@ -130,7 +60,7 @@ class LabState:
         sessions, `vagrant up`) holds the lock too: when the task was killed, they still do. `take_over`
         (teardown) stops those orphans, proven the lab's by holding its lock file open."""
         path = self.dir.parent / f"{self.lab.name}.lock"
-        if path in _held:
+        if path in HELD:
             yield
             return
         try:
@@ -139,19 +69,19 @@ class LabState:
         except PermissionError:
             raise self._not_yours() from None
         with f:
-            if not _flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
+            if not flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
                 f.seek(0)
                 holder = f.read().strip() or "another task"
-                orphans = _orphans(path, holder)
-                if not orphans:
+                left = orphans(path, holder)
+                if not left:
                     raise LabError(
                         f"lab {self.lab.name} is busy: {holder} is changing it", "wait for it to finish, then try again"
                     ) from None
                 if take_over:
-                    what = ", ".join(_describe(p) for p in orphans)
+                    what = ", ".join(describe(p) for p in left)
                     console.print(f"  {holder} was killed; stopping what it left running: {what}", markup=False)
-                if not take_over or not _stop(orphans, f.fileno()):
-                    what = ", ".join(_describe(p) for p in orphans)
+                if not take_over or not stop_orphans(path, holder, f.fileno()):
+                    what = ", ".join(describe(p) for p in left)
                     raise LabError(
                         f"lab {self.lab.name} is busy: {holder} was killed, but what it started still runs: {what}",
                         "wait for it to end, or run `invoke teardown`, which stops it",
@@ -159,16 +89,30 @@ class LabState:
             f.truncate(0)
             f.write(f"invoke {task} (pid {os.getpid()})\n")
             f.flush()
-            _held[path] = f.fileno()
+            HELD[path] = f.fileno()
+            os.environ[TASK] = str(os.getpid())  # what this task starts carries it (see orphans)
             try:
                 yield
             finally:
-                del _held[path]
+                del HELD[path]
                 f.truncate(0)
 
     def remove(self) -> None:
+        """The whole state dir, also where a trainee made a directory of a node unwritable (chmod 500 /root)."""
+
+        def writable(_fn: object, path: str, _exc: object) -> None:
+            os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
         if self.dir.exists():
-            shutil.rmtree(self.dir)
+            try:
+                shutil.rmtree(self.dir, onerror=writable)
+            except OSError as e:
+                raise LabError(f"cannot remove {self.dir}: {e.strerror} ({e.filename})", f"rm -rf {self.dir}") from e
 
     # -- paths the backends and workshop tasks own (see the table above) ---------------------------------
     @property

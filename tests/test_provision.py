@@ -367,6 +367,16 @@ def test_logical_fixes_a_port_without_dhcp_options() -> None:
     ]
 
 
+def test_logical_removes_an_exclude_range_lab_toml_does_not_have() -> None:
+    """exercise no-free-address on a lab without exclude_ips: the logical step (solve) takes the range out."""
+    plan = plan_for("ovn-central-01")
+    plan["switches"][0]["exclude_ips"] = ""
+    nb = {"nb_switches": ovsdb_json(NB_SWITCHES), "nb_dhcp": ovsdb_json(NB_DHCP), "nb_ports": ovsdb_json(NB_PORTS)}
+    assert changes(ops("logical", plan, {"nb": nb})) == [
+        "ovn-nbctl remove logical_switch net0 other_config exclude_ips"
+    ]
+
+
 def test_trace_uses_the_port_mac() -> None:
     assert ops("trace", plan_for("ovn-central-01"), {}) == [
         'ovn-trace --summary net0 \'inport=="port1" && eth.src==c0:ff:ee:00:00:11 && ip4.src==0.0.0.0 && '

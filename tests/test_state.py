@@ -27,6 +27,7 @@ import fcntl, os, subprocess, sys, time
 f = open(sys.argv[1], "a+")
 fcntl.flock(f, fcntl.LOCK_EX)
 f.truncate(0); f.write(f"invoke up (pid {os.getpid()})\\n"); f.flush()
+os.environ["OVN_LAB_TASK"] = str(os.getpid())  # as LabState.lock sets it
 child = subprocess.Popen(["sleep", "120"], pass_fds=[f.fileno()])
 print(child.pid, flush=True)
 time.sleep(120)
@@ -73,12 +74,18 @@ def test_orphans_of_a_killed_task_keep_it_busy_until_teardown_stops_them(tmp_pat
             pass
         assert f"was killed, but what it started still runs: sleep 120 (pid {child})" in e.value.message
         assert "invoke teardown" in e.value.fix
+        # a task waiting for the lock holds the file open too, but is no orphan: it is never signalled
+        path = state.dir.parent / "t-lock.lock"
+        code = f"f = open({str(path)!r}); print('open', flush=True); import time; time.sleep(60)"
+        waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert waiter.stdout is not None and waiter.stdout.readline() == "open\n"
         t0 = time.monotonic()
         with state.lock("teardown", take_over=True):
-            assert _gone(child)
+            assert _gone(child) and waiter.poll() is None
         print(f"orphan stopped in {time.monotonic() - t0:.2f} s")
         with state.lock("up"):
             pass  # free again
+        waiter.kill()
     finally:
         if not _gone(child):
             os.kill(child, signal.SIGKILL)

@@ -148,6 +148,10 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     assert not _libvirt_objects("t-vm2_")
     demo = cli("demo", timeout=600)
     check_demo(cli, demo.stdout)
+    # the explanation on VMs: the traced packet leaves ovn-host-01 through geneve, VNI 1, ports 1 -> 3
+    tr = cli("trace", "vm1", "vm3", timeout=300).stdout
+    assert "table=25 (ls_in_l2_lkup)" in tr and "=> geneve to 192.168.1.63: VNI 0x1" in tr, tr
+    assert "(from logical port key 1 to key 3)" in tr and "= port3 (tunnel key 3), bound on ovn-host-02" in tr, tr
     # a second lab beside it, other subnets, over ssl, a port on its central node: both work, and
     # tearing it down leaves this one passing check
     (other / "lab.toml").write_text(SECOND_LAB)

@@ -26,7 +26,21 @@ from .base import Probe
 MARK = "OVN_LAB_KEEPER"  # in the keeper's environment: the state dir of its lab (what proves it the lab's)
 NAMESPACES = ("--user", "--mount", "--net", "--uts", "--ipc", "--pid")
 UNSHARE = ("unshare", *NAMESPACES, "--map-root-user", "--fork", "--mount-proc", "--propagation", "private")
-SETUP = "mount -t tmpfs -o mode=755 lab-run /run && mkdir /run/netns"  # a constant: no value in it
+# in the keeper's namespaces, before it becomes tini: the lab's own /run. Until then it is not tini, so no
+# task ever enters a keeper whose /run is still the host's. A constant: no value in it.
+SETUP = "mount -t tmpfs -o mode=755 lab-run /run && mkdir /run/netns && exec tini -- sleep infinity"
+
+
+# ssh's ForceCommand enters through this, not a pid written into sshd_config: a lab brought up again since
+# has another keeper, and an old pid could be another lab's. It proves the keeper as Keeper.proven does
+# (tini, with the lab's state dir in its environment); $1 the record, $2 the state dir, then the command.
+ENTER_SH = (
+    'pid=$(sed -n "s/.*\\"pid\\": *\\([0-9]*\\).*/\\1/p" "$1" 2>/dev/null) && [ -n "$pid" ]'
+    ' && [ "$(cat /proc/$pid/comm 2>/dev/null)" = tini ]'
+    ' && tr "\\0" "\\n" < /proc/$pid/environ | grep -qxF "$MARK=$2"'
+    ' || { echo "the lab at $2 is not running: invoke up" >&2; exit 1; }; shift 2;'
+    ' exec nsenter --target="$pid" --user --mount --net --uts --ipc --pid --preserve-credentials -- "$@"'
+).replace("$MARK", MARK)
 
 
 def pinned() -> list[str]:
@@ -91,9 +105,10 @@ def _environ(pid: int) -> bytes:
         return b""
 
 
-def _mine(pid: int) -> bool:
+def _mine(pid: int, owner: int | None = None) -> bool:
+    """The process runs as `owner` (default: this user): root tearing down a user's lab proves it so."""
     with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}").stat().st_uid == os.getuid()
+        return Path(f"/proc/{pid}").stat().st_uid == (os.getuid() if owner is None else owner)
     return False
 
 
@@ -103,8 +118,9 @@ def keepers() -> dict[str, int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit() and _mine(int(entry)):
             m = re.search(rb"(?:^|\0)" + MARK.encode() + rb"=([^\0]*)", _environ(int(entry)))
-            if m and Path(f"/proc/{entry}/comm").read_text().strip() == "tini":
-                found[m[1].decode(errors="replace")] = int(entry)
+            with contextlib.suppress(OSError):  # it may end while we look
+                if m and Path(f"/proc/{entry}/comm").read_text().strip() == "tini":
+                    found[m[1].decode(errors="replace")] = int(entry)
     return found
 
 
@@ -120,7 +136,11 @@ class Keeper:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             return False
-        return comm == "tini" and _mine(pid) and f"\0{MARK}={self.dir}\0".encode() in b"\0" + _environ(pid)
+        try:
+            owner = self.dir.stat().st_uid  # whose lab it is (root may tear down a user's)
+        except OSError:
+            owner = None
+        return comm == "tini" and _mine(pid, owner) and f"\0{MARK}={self.dir}\0".encode() in b"\0" + _environ(pid)
 
     def _find(self) -> int | None:
         pid: int | None = None
@@ -128,18 +148,12 @@ class Keeper:
             pid = int(json.loads(self.record.read_text())["pid"])
         if pid is None or not self.proven(pid):
             pid = keepers().get(str(self.dir))  # the record lost (a killed up, a deleted state dir)
-        if pid is not None and not _ready(pid):
-            # a keeper whose `up` was killed before it had the lab's own /run: never used, since commands
-            # in it would see the host's /run; end it, and the next `up` starts a new one
-            self.pid = pid
-            self.stop()
-            return None
         return pid
 
     def start(self) -> int:
         """The lab's namespaces and their PID 1 (unshare forks it and stays as its parent)."""
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", MARK: str(self.dir)}
-        argv = [*pinned(), *UNSHARE, "tini", "--", "sleep", "infinity"]
+        argv = [*pinned(), *UNSHARE, "sh", "-c", SETUP]
         p = subprocess.Popen(
             argv,
             env=env,
@@ -170,11 +184,11 @@ class Keeper:
         self.pid = pid
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.record.write_text(json.dumps({"pid": pid}) + "\n")
-        r = subprocess.run([*self.enter(), "sh", "-c", SETUP], capture_output=True, text=True)
-        if r.returncode:
-            self.stop()
-            raise BackendFailed(f"cannot set up the lab's namespace: {r.stderr.strip()}", "run `invoke doctor`")
         return pid
+
+    def enter_later(self) -> list[str]:
+        """argv prefix like enter(), but it finds and proves the keeper when it runs (ssh's ForceCommand)."""
+        return ["sh", "-c", ENTER_SH, "sh", str(self.record), str(self.dir)]
 
     def enter(self) -> list[str]:
         """argv prefix: run a command inside the lab, as root of its user namespace."""
@@ -194,12 +208,13 @@ class Keeper:
         """The lab's /proc (its PID namespace), seen from the host."""
         return Path(f"/proc/{self.pid}/root/proc")
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """End the lab: SIGTERM to its PID 1 (tini passes it on, and when it exits the kernel kills every
-        process left in the namespace); SIGKILL if it has not ended in 5 s."""
-        pid, self.pid = self.pid, None
+        process left in the namespace); SIGKILL if it has not ended in 5 s. True once it has ended."""
+        pid = self.pid
         if pid is None or not self.proven(pid):
-            return
+            self.pid = None
+            return True
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -207,17 +222,10 @@ class Keeper:
             while time.monotonic() < deadline:
                 if not self.proven(pid) or _zombie(pid):
                     self.record.unlink(missing_ok=True)
-                    return
+                    self.pid = None
+                    return True
                 time.sleep(0.01)
-
-
-def _ready(pid: int) -> bool:
-    """The keeper has the lab's own /run (SETUP ran in it)."""
-    try:
-        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
-    except OSError:
         return False
-    return any(ln.split()[4] == "/run" and " - tmpfs lab-run " in ln for ln in lines)
 
 
 def _zombie(pid: int) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from provision.facts import netns_names
 
 from ..errors import BackendFailed
+from ..lock import TASK
 from ..model import Lab, Node
 from .base import Backend, Log, Probe
 from .keeper import NODE_PATH, Keeper, is_mount, keepers, pinned
@@ -156,8 +157,11 @@ class NetnsBackend(Backend):
         self._in(*pinned(), "unshare", f"--mount={mnt}", f"--uts={uts}", "--propagation", "private", *argv)
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
+        return [*self.keeper.enter(), *self._in_node(node, argv)]
+
+    def _in_node(self, node: str, argv: Sequence[str]) -> list[str]:
+        """From inside the lab's namespace: `argv` as root in the node, with a clean environment."""
         return [
-            *self.keeper.enter(),
             "nsenter",
             f"--net=/run/netns/{self.netns(node)}",
             f"--mount={self.nsdir / f'{node}.mnt'}",
@@ -170,6 +174,7 @@ class NetnsBackend(Backend):
             "HOME=/root",
             f"TERM={os.environ.get('TERM', 'xterm')}",
             "LANG=C.UTF-8",
+            *([f"{TASK}={os.environ[TASK]}"] if TASK in os.environ else []),  # a session keeps the task's mark
             *argv,
         ]
 
@@ -195,7 +200,7 @@ class NetnsBackend(Backend):
         blocks = []
         for n in self.lab.node_names:
             # the command the client asked for (or a login shell) runs in the node; every value quoted
-            enter = shlex.join(self.node_argv(n, ["sh", "-c", LOGIN, "sh"]))
+            enter = shlex.join([*self.keeper.enter_later(), *self._in_node(n, ["sh", "-c", LOGIN, "sh"])])
             cfg = d / f"sshd_config.{n}"
             cfg.write_text(
                 f"HostKey {_quoted(d / 'host_ed25519')}\nAuthorizedKeysFile {_quoted(d / 'authorized_keys')}\n"
@@ -245,9 +250,9 @@ class NetnsBackend(Backend):
         # signalled only once proven the lab's (this user's tini, with the lab's state dir in its environment).
         if self.keeper.pid is not None:
             log(f"kill {self.keeper.pid}   # the lab's PID 1: every process, mount and namespace of the lab ends")
-            self.keeper.stop()
-        if self.keeper.pid is not None:
-            raise BackendFailed(f"the lab's keeper (pid {self.keeper.pid}) did not end", f"kill -9 {self.keeper.pid}")
+            pid = self.keeper.pid
+            if not self.keeper.stop():
+                raise BackendFailed(f"the lab's keeper (pid {pid}) did not end", f"kill -9 {pid}, then teardown again")
         self.state.remove()
 
     # -- helpers ------------------------------------------------------------------------------------------

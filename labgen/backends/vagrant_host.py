@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendFailed
+from ..lock import held_fds
 from ..model import Lab
-from ..state import held_fds
 from ..ui import progress
 from . import libvirt
 from .base import Probe

@@ -43,7 +43,10 @@ def capture(config: str | Path, node: str, *, port: str | None = None, seconds: 
     path = backend.state.captures / f"{node}-{what}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
     console.print(f"{prompt(node, like)}  ({seconds} s)", markup=False)
     with path.open("wb") as f:
-        r = subprocess.run(backend.node_argv(node, argv), stdout=f, stderr=subprocess.PIPE, timeout=seconds + 60)
+        try:
+            r = subprocess.run(backend.node_argv(node, argv), stdout=f, stderr=subprocess.PIPE, timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{node}: the capture did not end in {seconds + 60} s", f"see {path}") from None
     if r.returncode not in (0, 124) or path.stat().st_size == 0:
         raise LabError(f"{node}: the capture failed ({r.returncode}): {r.stderr.decode().strip()}")
     summary = subprocess.run(["tcpdump", "-r", str(path), "-n", "-v", "-c", "12"], capture_output=True, text=True)

@@ -158,11 +158,12 @@ def policies(lab: Lab, backend: Backend) -> list[Finding]:
     argv = ["ovn-nbctl", "--format=json", "--columns=name,port_security", "list", "logical_switch_port"]
     lsps = backend.run(central, argv)
     rows = {r[0]: r[1] for r in json.loads(lsps.stdout or '{"data": []}')["data"]} if lsps.ok else {}
+    macs = {port: mac for port, (mac, _) in Observer(lab, backend).dynamic_addresses()[2].items()}
     for p in lab.ports:
-        sec = rows.get(p.name)
+        sec, mac = rows.get(p.name), p.mac or macs.get(p.name)
         allowed = [sec] if isinstance(sec, str) else [x for x in (sec[1] if isinstance(sec, list) else [])]
-        if allowed and p.mac and not any(a.split()[0] == p.mac for a in allowed):
+        if allowed and mac and not any(a.split()[0] == mac for a in allowed):
             why = f"port security drops other MACs: `invoke trace {p.netns} ...` stops in ls_in_apply_port_sec"
-            what = f"port_security of {p.name} ({', '.join(allowed)}) does not allow its MAC {p.mac}"
+            what = f"port_security of {p.name} ({', '.join(allowed)}) does not allow its MAC {mac}"
             found.append(problem("port_security", central, what, why, f"ovn-nbctl lsp-get-port-security {p.name}"))
     return found or [ok(central, "no ACL drops traffic; port_security allows each port's MAC")]

@@ -46,6 +46,10 @@ def packet(lab: Lab, observe: Observer, src: Port, dst: Port, proto: str) -> Pac
         raise UnknownName("protocol", proto, PROTOS)
     found = observe.dynamic_addresses()[2]
     smac = src.mac or found.get(src.name, ("", ""))[0]
+    if not smac:  # a dynamic MAC with no IP (northd had none to give): its MAC is still there
+        rows = {r["name"]: r for r in observe.fact(lab.central.name, "nb_ports")}
+        dyn = rows.get(src.name, {}).get("dynamic_addresses")
+        smac = dyn.split()[0] if isinstance(dyn, str) and dyn else ""
     if not smac or (proto != "dhcp" and (src.name not in found or dst.name not in found)):
         raise LabError("the ports have no addresses yet", "run `invoke demo` first: it creates them")
     if proto == "dhcp":  # a DISCOVER: from 0.0.0.0 to everyone; OVN's own flows answer it
@@ -104,6 +108,11 @@ class Tracer:
             sender = self.lab.node(p.node).ip
             find = ["ovs-vsctl", "--bare", "--columns=ofport", "find", "interface", "type=geneve"]
             ofport = self.run(d.node, [*find, f"options:remote_ip={sender}"]).strip()
+            if not ofport.isdigit():
+                raise LabError(
+                    f"{d.node} has no geneve tunnel from {p.node} ({sender})",
+                    "invoke check says why (encap IP, tunnels)",
+                )
             tunnel = (
                 f"in_port={ofport},tun_id={tun.vni},tun_src={sender},tun_dst={tun.remote},tun_metadata0={tun.option}"
             )

@@ -30,6 +30,8 @@ def logical(plan: Plan, facts: FactMap) -> Iterator[Op]:
             yield Noop(f"{name} other_config: {' '.join(f'{k}={v}' for k, v in want.items())}")
         else:
             yield cmd("ovn-nbctl", "set", "logical_switch", name, *(f"other_config:{k}={v}" for k, v in want.items()))
+        if "exclude_ips" in have and "exclude_ips" not in want:  # lab.toml excludes none: nor may the NB
+            yield cmd("ovn-nbctl", "remove", "logical_switch", name, "other_config", "exclude_ips")
         # dhcp-options-create adds a row on every call: look it up by cidr first
         var = "CIDR_UUID" if single else f"CIDR_UUID_{name.upper().replace('-', '_')}"
         rows = [r for r in dhcp_rows if r["cidr"] == sw["subnet"]]

@@ -1,0 +1,96 @@
+"""The machinery of the lab's lock (LabState.lock): flock with a short wait, what the lock file's holders
+are, and how a killed task's orphans are proven and stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+# locks this process holds (path -> fd): a snapshot restore runs teardown, up and demo in turn under one
+HELD: dict[Path, int] = {}
+# in the environment of every process a task starts (they inherit the lock): the task's pid. Take-over
+# signals only processes that hold the lock file open *and* carry the pid of the task that was killed.
+TASK = "OVN_LAB_TASK"
+
+
+def flock(fd: int, wait: float) -> bool:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+
+def held_fds() -> tuple[int, ...]:
+    """The lock fds, for the provisioner sessions to inherit: a session still running its batch after its
+    task was killed keeps the lab busy until it ends, so no second task runs steps beside it."""
+    return tuple(HELD.values())
+
+
+def holders(path: Path) -> list[int]:
+    """The processes that have the lock file open (those this user may look at)."""
+    try:
+        want = path.stat()
+    except OSError:
+        return []
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                st = fd.stat()
+                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                    found.append(int(proc.name))
+                    break
+    return found
+
+
+def orphans(path: Path, holder: str) -> list[int]:
+    """What a killed task started and still runs, holding the lock: [] while the task itself runs (or the
+    lock file names none: its holder just ended), and never another task waiting for the lock."""
+    m = re.search(r"\(pid (\d+)\)", holder)
+    if not m:
+        return []
+    held = holders(path)
+    if int(m[1]) in held:
+        return []
+    mark = f"{TASK}={m[1]}".encode()
+    return [p for p in held if mark in environ(p)]
+
+
+def environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def describe(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
+    except OSError:
+        words = ["?"]
+    return f"{' '.join(words)} (pid {pid})"
+
+
+def stop_orphans(path: Path, holder: str, fd: int) -> bool:
+    """SIGTERM the orphans, SIGKILL those that outlive a grace period (proven again first: a pid may have
+    been reused meanwhile); True once the lock is ours."""
+    for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        for pid in orphans(path, holder):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        if flock(fd, wait=grace):
+            return True
+    return False
