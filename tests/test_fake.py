@@ -24,7 +24,7 @@ from labgen.lab import open_up_lab, status
 from labgen.load import load_lab
 from labgen.state import LabState
 from labgen.up import up
-from labgen.workshop import exercises
+from labgen.workshop import detrace, exercises
 from labgen.workshop.check import run_checks
 from labgen.workshop.trace import trace
 from provision.facts import FACTS
@@ -496,3 +496,19 @@ def test_trace_reads_ovn_trace_and_detrace_as_recorded(lab: tuple[Path, Script])
     assert "put_dhcp_opts(offerip = 10.0.0.12" in dhcp and "=> to ovn-controller" in dhcp
     with pytest.raises(LabError, match="no port or namespace 'vm9'"):
         trace(config, "vm9", "vm3")
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [  # the userspace datapath (netns), then the kernel's (VMs), as ofproto/trace prints them
+        "-> tunneling to 192.168.1.63 via br-phy\nDatapath actions: tnl_push(tnl_port(4),header(size=58,type=5,"
+        "eth(dst=52:54:00:7d:ce:03,src=52:54:00:7d:ce:02,dl_type=0x0800),ipv4(src=192.168.1.62,dst=192.168.1.63,"
+        "proto=17,tos=0,ttl=64,frag=0x4000),udp(src=0,dst=6081,csum=0xffff),geneve(crit,vni=0x1,"
+        "options({class=0x102,type=0x80,len=4,0x10003}))),out_port(2)),1",
+        "Datapath actions: set(tunnel(tun_id=0x1,src=192.168.1.62,dst=192.168.1.63,ttl=64,tp_dst=6081,"
+        "geneve({class=0x102,type=0x80,len=4,0x10003}),flags(df|csum|key))),3",
+    ],
+)
+def test_the_tunnel_is_read_from_either_datapath(actions: str) -> None:
+    t = detrace.tunnel(actions)
+    assert t is not None and (t.remote, t.vni, t.option, t.ports()) == ("192.168.1.63", "0x1", "0x10003", (1, 3))

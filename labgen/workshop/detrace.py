@@ -102,12 +102,15 @@ class Tunnel:
 
 
 def tunnel(text: str) -> Tunnel | None:
-    """Where ofproto/trace sent the packet into geneve: remote IP, VNI and the OVN option."""
-    remote = re.search(r"-> tunneling to ([\d.]+)", text)
-    geneve = re.search(r"geneve\([^)]*vni=(0x[0-9a-f]+),options\(\{class=0x102,type=0x80,len=4,(0x[0-9a-f]+)\}", text)
-    if not remote or not geneve:
+    """Where ofproto/trace sent the packet into geneve: remote IP, VNI and the OVN option. The userspace
+    datapath pushes the header itself (`-> tunneling to IP`, `tnl_push(...geneve(vni=...))`); the kernel's
+    sets tunnel metadata (`set(tunnel(tun_id=0x1,src=...,dst=IP,...geneve({...})))`)."""
+    remote = re.search(r"-> tunneling to ([\d.]+)", text) or re.search(r"set\(tunnel\([^()]*?\bdst=([\d.]+)", text)
+    vni = re.search(r"geneve\([^)]*vni=(0x[0-9a-f]+)", text) or re.search(r"set\(tunnel\(tun_id=(0x[0-9a-f]+)", text)
+    option = re.search(r"class=0x102,type=0x80,len=4,(0x[0-9a-f]+)", text)
+    if not remote or not vni or not option:
         return None
-    return Tunnel(remote[1], geneve[1], geneve[2])
+    return Tunnel(remote[1], vni[1], option[1])
 
 
 @dataclass
