@@ -66,9 +66,9 @@ class Session:
         with contextlib.suppress(BrokenPipeError):
             self.process.stdin.close()  # type: ignore[union-attr]
 
-    def wait(self) -> None:
+    def wait(self, timeout: float = 30) -> None:
         try:
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -92,7 +92,9 @@ class Provisioner:
         for s in self._all:
             s.end(kill=kind is not None)  # a failed or interrupted task leaves no step half-run behind
         for s in self._all:
-            s.wait()  # they hold the lab's lock: the next task starts once they are gone
+            # they hold the lab's lock: the next task starts once they are gone; an interrupted task
+            # gives a SIGTERM-ed session seconds, not half a minute, before SIGKILL
+            s.wait(30 if kind is None else 3)
 
     def _session(self, node: str) -> Session:
         with self._lock:
