@@ -46,6 +46,7 @@ class Explainer:
         self.lab, self.backend, self.say, self.full = lab, backend, say, full
         self.central = lab.central.name
         self.before: Counter[str] = Counter()
+        self.flows: list[tuple[str, str, str, str]] = []  # as logical() read them; the DHCP offers are among them
 
     def sb(self, *args: str) -> str:
         r = self.backend.run(self.central, ["ovn-sbctl", *args], timeout=30)
@@ -68,7 +69,7 @@ class Explainer:
 
     def logical(self) -> None:
         self.backend.run(self.central, ["ovn-nbctl", "--wait=sb", "sync"], timeout=30)  # northd caught up
-        flows = lflows(self.sb("lflow-list"))
+        flows = self.flows = lflows(self.sb("lflow-list"))
         now = Counter(f"{dp}/{st}" for dp, st, _, _ in flows)
         added = {k: now[k] - self.before[k] for k in now if now[k] > self.before[k]}
         dhcp = [(dp, m, a) for dp, st, m, a in flows if "put_dhcp_opts" in a]
@@ -116,7 +117,7 @@ class Explainer:
 
     def dhcp(self) -> None:
         offers = {}
-        for _, _, m, a in lflows(self.sb("lflow-list")):
+        for _, _, m, a in self.flows:
             port = re.search(r'inport == "([^"]+)"', m)
             offer = re.search(r"put_dhcp_opts\((.*?)\)", a)
             if port and offer and "ip4.src == 0.0.0.0" in m:

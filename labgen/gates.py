@@ -48,9 +48,3 @@ def wait_for(
     except RetryError:
         raise GateTimeout(node, what, last[0], dump(), timeout * SCALE) from None
     return time.monotonic() - t0
-
-
-def answers(run: Callable[[], tuple[bool, str]], node: str, what: str, dump: Callable[[], str], within: float) -> None:
-    """`run` (a command on `node`: ok, error text) succeeds within `within` seconds: a VM that just booted or
-    was restored answers ssh only after a while. Proven, not assumed."""
-    wait_for(node, what, run, dump, within)

@@ -119,6 +119,12 @@ class Backend(ABC):
     def restore_snapshot(self, name: str) -> None:
         """Bring every node back to the frozen state (only where `freezes`)."""
 
+    def ran(self, node: str) -> tuple[bool, str]:
+        """`true` on the node: (it ran, why not). A VM that just booted or was restored answers only after
+        a while; callers wait on this, bounded (gates.wait_for)."""
+        r = self.run(node, ["true"], timeout=20)
+        return r.ok, (r.stderr.strip() or f"exit {r.rc}")[-200:]
+
     def run(self, node: str, argv: Sequence[str], *, timeout: float = 60, input: str | None = None) -> Result:
         full = self.node_argv(node, argv)
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailed
-from ..gates import answers
+from ..gates import wait_for
 from ..model import Lab
 from ..render import Kernel, render_vagrantfile
 from . import libvirt
@@ -155,12 +155,7 @@ class VagrantBackend(Backend):
         # a VM an interrupted `vagrant up` booted counts as up for the next one, which then returns at
         # once, before its sshd answers: every VM must run a command before provisioning starts
         for n in self.lab.node_names:
-            answers(functools.partial(self.ran, n), n, "a command to run over ssh", lambda: f"see {logf}", 300)
-
-    def ran(self, node: str) -> tuple[bool, str]:
-        """`true` on the node: (it ran, why not)."""
-        r = self.run(node, ["true"], timeout=20)
-        return r.ok, (r.stderr.strip() or f"exit {r.rc}")[-200:]
+            wait_for(n, "a command to run over ssh", functools.partial(self.ran, n), lambda: f"see {logf}", 300)
 
     def write_ssh_config(self) -> None:
         text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())

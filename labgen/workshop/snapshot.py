@@ -4,13 +4,14 @@ and restore rebuilds the lab (and the demo)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
-from .. import gates
 from ..backends.base import Backend
 from ..demo import demo
 from ..errors import InputError, LabError
+from ..gates import wait_for
 from ..lab import changes_lab, open_up_lab, teardown
 from ..model import Lab
 from ..observe import Observer
@@ -53,9 +54,5 @@ def snapshot(config: str | Path, action: str) -> None:
 
 def answers(lab: Lab, backend: Backend, node: str) -> None:
     """A restored VM resumes with its old TCP state: the first ssh after it may fail."""
-
-    def ran() -> tuple[bool, str]:
-        r = backend.run(node, ["true"], timeout=20)
-        return r.ok, (r.stderr.strip() or f"exit {r.rc}")[-200:]
-
-    gates.answers(ran, node, "a command to run after the restore", Observer(lab, backend).dump(node), 60)
+    ran = functools.partial(backend.ran, node)
+    wait_for(node, "a command to run after the restore", ran, Observer(lab, backend).dump(node), 60)
