@@ -82,7 +82,7 @@ def render(c, config=CONFIG, backend=None):
 )
 def box(c, name=None, force=False, config=CONFIG):
     """Build the lab's Debian 12 box locally (debootstrap, OVS/OVN preinstalled) and add it to Vagrant."""
-    call("labgen.box:build_lab_box", config, name, force=force)
+    call("labgen.backends.vagrant.box:build_lab_box", config, name, force=force)
 
 
 @task

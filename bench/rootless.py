@@ -50,7 +50,7 @@ def pss_of(pid: int) -> int:
 def lab_pss_kib(state: Path) -> tuple[int, int]:
     """(daemons + dhclients, the keeper's own: unshare, tini, sleep) of a rootless lab, in KiB: every
     process of its PID namespace, seen from the host."""
-    from labgen.backends.keeper import MARK
+    from labgen.backends.netns.keeper import MARK
 
     want = f"{MARK}={state.resolve()}".encode()
     keeper = None

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 def probe(tmp: Path) -> float:
     """The probe's lab/Vagrantfile and shell provisioner, on our box, in a VAGRANT_HOME qemu can read."""
-    from labgen.box import box_file
+    from labgen.backends.vagrant.box import box_file
 
     lab = tmp / "probe-lab"
     shutil.copytree(SHARED / "probes/vagrant/lab", lab)

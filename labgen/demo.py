@@ -20,7 +20,6 @@ from typing import TypeVar
 
 from .backends.base import Backend
 from .errors import ShowFailed, StageFailed
-from .explain import Explainer
 from .gates import wait_for
 from .lab import changes_lab, open_up_lab
 from .model import Lab, Port
@@ -28,6 +27,7 @@ from .narrator import Narrator
 from .observe import Observer
 from .provisioner import Provisioner, collect, each, echo, emit
 from .ui import console
+from .workshop.explain import Explainer
 
 T = TypeVar("T")
 Runs = dict[str, Future[list[str]]]

@@ -80,7 +80,7 @@ def interrupt(
 
 def netns_missing() -> str:
     """Why the netns tier cannot run here as this user ("" when it can): the backend's own probes."""
-    from labgen.backends.keeper import probes
+    from labgen.backends.netns.keeper import probes
 
     for p in probes():
         err = p.check()
@@ -97,7 +97,7 @@ def state_dir(cli: Cli) -> Path:
 
 def pidns(cli: Cli) -> int:
     """The lab's PID namespace (its keeper's), to prove later that no process of it is left."""
-    from labgen.backends.keeper import keepers
+    from labgen.backends.netns.keeper import keepers
 
     return os.stat(f"/proc/{keepers()[str(state_dir(cli))]}/ns/pid").st_ino
 
@@ -118,7 +118,7 @@ def in_pidns(inode: int) -> list[int]:
 def leftovers(cli: Cli, name: str) -> list[str]:
     """What of lab `name` is left on the host: its keeper, and anything in the host's namespace list or
     mount table (where a rootless lab never puts anything)."""
-    from labgen.backends.keeper import keepers
+    from labgen.backends.netns.keeper import keepers
 
     out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
     left = [f"keeper {pid}" for d, pid in keepers().items() if d == str(state_dir(cli))]

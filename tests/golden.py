@@ -12,9 +12,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from labgen.backends.vagrant.render import Accel, Kernel, render_vagrantfile
 from labgen.errors import LabInvalid
 from labgen.load import load_lab
-from labgen.render import Accel, Kernel, render_vagrantfile
 from provision.facts import FACTS
 
 HERE = Path(__file__).resolve().parent

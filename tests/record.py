@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
 from labgen.backends.base import Result  # noqa: E402
-from labgen.backends.netns import NetnsBackend  # noqa: E402
+from labgen.backends.netns.backend import NetnsBackend  # noqa: E402
 from labgen.demo import demo  # noqa: E402
 from labgen.lab import open_up_lab, status, teardown  # noqa: E402
 from labgen.observe import Observer  # noqa: E402

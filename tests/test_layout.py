@@ -65,15 +65,12 @@ def test_no_import_cycle() -> None:
 
 
 def test_backend_modules_are_imported_only_through_the_registry() -> None:
-    """Callers get a backend from labgen.backends and use its data and hooks; only the box builder shares
-    the libvirt helpers with the VM backend."""
+    """Callers get a backend from labgen.backends and use its data and hooks."""
     allowed = {"labgen.backends", "labgen.backends.base"}
     for path in SOURCES:
         if "backends" in path.parts:
             continue
         private = {m for m in imports(path) if m.startswith("labgen.backends") and m not in allowed}
-        if path.name == "box.py":
-            private -= {"labgen.backends.libvirt", "labgen.backends.libvirt.drop_box_volumes"}
         assert not private, f"{path.relative_to(ROOT)} imports {private}"
 
 

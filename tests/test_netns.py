@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from labgen.backends.keeper import keepers
+from labgen.backends.netns.keeper import keepers
 from provision.facts import netns_names
 from tests.e2e import (
     ROOT,

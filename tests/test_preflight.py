@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from labgen.backends.keeper import probes as keeper_probes
-from labgen.backends.libvirt import choose_accel, find_overlaps
+from labgen.backends.netns.keeper import probes as keeper_probes
+from labgen.backends.vagrant.libvirt import choose_accel, find_overlaps
 
 pytestmark = pytest.mark.model
 MINE = {"underlay.subnet": "192.168.1.0/24", "vagrant.management_subnet": "192.168.121.0/24"}
@@ -59,7 +59,7 @@ def test_accelerator_choice() -> None:
 
 
 def test_ssh_control_sockets_live_in_a_directory_only_the_user_enters(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from labgen.backends.vagrant import control_dir
+    from labgen.backends.vagrant.host import control_dir
     from labgen.errors import BackendFailed
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labgen.render import rb
+from labgen.backends.vagrant.render import rb
 from tests.golden import HERE, RENDER_CASES, vagrantfile
 
 pytestmark = pytest.mark.render

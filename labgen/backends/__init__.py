@@ -11,7 +11,10 @@ if TYPE_CHECKING:
     from ..model import Lab
     from .base import Backend
 
-BACKENDS = {"netns": "labgen.backends.netns:NetnsBackend", "vagrant": "labgen.backends.vagrant:VagrantBackend"}
+BACKENDS = {
+    "netns": "labgen.backends.netns.backend:NetnsBackend",
+    "vagrant": "labgen.backends.vagrant.backend:VagrantBackend",
+}
 
 
 def get_backend(name: str, lab: Lab) -> Backend:

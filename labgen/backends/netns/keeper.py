@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import BackendFailed
-from .base import Probe
+from ...errors import BackendFailed
+from ..base import Probe
 
 MARK = "OVN_LAB_KEEPER"  # in the keeper's environment: the state dir of its lab (what proves it the lab's)
 NAMESPACES = ("--user", "--mount", "--net", "--uts", "--ipc", "--pid")

@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import BackendFailed
-from ..lock import held_fds
-from ..model import Lab
-from ..ui import progress
+from ...errors import BackendFailed
+from ...lock import held_fds
+from ...model import Lab
+from ...ui import progress
+from ..base import Probe
 from . import libvirt
-from .base import Probe
 
 OWN_BOX = "ovn-lab/bookworm"  # the lab's own box: `up` builds it when missing
 
@@ -125,7 +125,7 @@ def insecure_key() -> Path:
     home = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
     key = home / "insecure_private_key"
     if not key.exists():  # Vagrant makes it on its first run; make it as Vagrant does
-        from ..box import vagrant_pubkey
+        from .box import vagrant_pubkey
 
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(vagrant_pubkey().with_suffix(""), key)

@@ -19,16 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendFailed
-from ..gates import wait_for
-from ..model import Lab
-from ..render import Kernel, render_vagrantfile
+from ...errors import BackendFailed
+from ...gates import wait_for
+from ...model import Lab
+from ..base import Backend, Log, Probe
 from . import libvirt
-from .base import Backend, Log, Probe
-from .vagrant_host import OWN_BOX, control_dir, host_probes, insecure_key, vagrant_up
+from .host import OWN_BOX, control_dir, host_probes, insecure_key, vagrant_up
+from .render import Kernel, render_vagrantfile
 
 REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class VagrantBackend(Backend):
@@ -143,7 +143,7 @@ class VagrantBackend(Backend):
                 raise BackendFailed(
                     f"box {self.lab.vagrant.box} is not installed", f"vagrant box add {self.lab.vagrant.box}"
                 )
-            from ..box import build_box
+            from .box import build_box
 
             build_box(self.lab.vagrant.box)
         log(f"accelerator: {libvirt.choose_accel(self.lab.vagrant.accel).reason}")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..render import Accel
+from .render import Accel
 
 URI = "qemu:///system"
 POOL = "default"

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .backends.libvirt import drop_box_volumes
+from ...errors import BackendFailed
+from ...ui import console, step
 from .boxdata import BOX_VAGRANTFILE, FILES, PACKAGES, PRUNE_MODULES, SIZE_GIB
-from .errors import BackendFailed
-from .ui import console, step
+from .libvirt import drop_box_volumes
 
 
 def cache_dir() -> Path:
@@ -116,9 +116,9 @@ def _through_sudo(out: Path, mirror: str) -> None:
         "sudo runs that part (it may ask for your password); the .box file will be yours"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    repo = Path(__file__).resolve().parents[1]
-    me = [str(out), mirror, str(os.getuid()), str(os.getgid())]
-    r = subprocess.run(["sudo", "--", "env", f"PYTHONPATH={repo}", sys.executable, "-m", "labgen.box", *me])
+    repo = Path(__file__).resolve().parents[3]
+    me = ["-m", "labgen.backends.vagrant.box", str(out), mirror, str(os.getuid()), str(os.getgid())]
+    r = subprocess.run(["sudo", "--", "env", f"PYTHONPATH={repo}", sys.executable, *me])
     if r.returncode or not out.exists():
         raise BackendFailed(f"building the box as root failed (exit {r.returncode})", "see the lines above")
 
@@ -256,7 +256,7 @@ def _box_add(name: str, out: Path, log: Path) -> None:
 
 def build_lab_box(config: str | Path, name: str | None = None, *, force: bool = False) -> Path:
     """`invoke box`: the box lab.toml names (vagrant.box), or `name`."""
-    from .load import load_lab
+    from ...load import load_lab
 
     return build_box(name or load_lab(config).vagrant.box, force=force)
 

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from .backends.base import Backend
-from .model import Lab
-from .workshop.detrace import STAGE_ROLE
+from ..backends.base import Backend
+from ..model import Lab
+from .detrace import STAGE_ROLE
 
 LFLOW = re.compile(r"^\s+table=\s*(\d+)\s*\((\w+)\s*\), priority=\s*(\d+)\s*, match=\((.*)\), action=\((.*)\)$")
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from provision.facts import netns_names
 
-from ..errors import BackendFailed
-from ..lock import TASK
-from ..model import Lab, Node
-from .base import Backend, Log, Probe
+from ...errors import BackendFailed
+from ...lock import TASK
+from ...model import Lab, Node
+from ..base import Backend, Log, Probe
 from .keeper import NODE_PATH, Keeper, is_mount, keepers, pinned
 from .keeper import probes as keeper_probes
 
@@ -42,7 +42,7 @@ PRIVATE = {
 # the node's hostname, then (source, target) pairs to bind-mount, all as arguments: no value in the script
 BIND_SCRIPT = 'hostname "$1" && shift && while [ $# -gt 1 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done'
 PYTHON = "/usr/bin/python3"  # the distribution's python3, as a VM guest would have
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LOGIN = 'if [ -n "$1" ]; then exec sh -c "$1"; else exec bash -l; fi'  # what an ssh session runs in the node
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jinja2
 
-from .model import Lab
+from ...model import Lab
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+TEMPLATE_DIR = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+"""The netns backend (rootless namespaces on this host): backend.py the Backend; keeper.py the lab's user
+namespace and its PID 1."""
