@@ -59,7 +59,7 @@ def test_accelerator_choice() -> None:
 
 
 def test_ssh_control_sockets_live_in_a_directory_only_the_user_enters(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from labgen.backends.vagrant.host import control_dir
+    from labgen.backends.vagrant.run import control_dir
     from labgen.errors import BackendFailed
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from labgen.backends.vagrant.host import insecure_key
+from labgen.backends.vagrant.run import insecure_key
 from tests.e2e import ROOT, Cli, changes, check_demo, check_infrastructure, finish, interrupt
 
 

@@ -24,8 +24,9 @@ from ...gates import wait_for
 from ...model import Lab
 from ..base import Backend, Log, Probe
 from . import libvirt
-from .host import OWN_BOX, control_dir, host_probes, insecure_key, vagrant_up
+from .host import OWN_BOX, host_probes
 from .render import Kernel, render_vagrantfile
+from .run import control_dir, insecure_key, vagrant_up
 
 REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs
 REPO = Path(__file__).resolve().parents[3]
