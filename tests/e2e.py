@@ -80,7 +80,7 @@ def interrupt(
 
 def netns_missing() -> str:
     """Why the netns tier cannot run here as this user ("" when it can): the backend's own probes."""
-    from labgen.backends.netns.keeper import probes
+    from labgen.backends.netns.host import host_probes as probes
 
     for p in probes():
         err = p.check()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labgen.backends.netns.keeper import probes as keeper_probes
+from labgen.backends.netns.host import host_probes as keeper_probes
 from labgen.backends.vagrant.libvirt import choose_accel, find_overlaps
 
 pytestmark = pytest.mark.model

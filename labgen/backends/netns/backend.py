@@ -25,8 +25,8 @@ from ...errors import BackendFailed
 from ...lock import TASK
 from ...model import Lab, Node
 from ..base import Backend, Log, Probe
+from .host import host_probes
 from .keeper import NODE_PATH, Keeper, is_mount, keepers, pinned
-from .keeper import probes as keeper_probes
 
 # node path -> host path below the node's dir; /run and /var/log whole, the rest per package
 PRIVATE = {
@@ -87,7 +87,7 @@ class NetnsBackend(Backend):
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
         return [
-            *keeper_probes(),
+            *host_probes(),
             Probe(
                 "python3", lambda: None if os.path.exists(PYTHON) else f"{PYTHON} missing", "apt-get install python3"
             ),
