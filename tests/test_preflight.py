@@ -3,6 +3,7 @@ stop a rootless lab."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,46 @@ def test_doctor_names_the_sysctl_that_stops_rootless_labs(tmp_path: Path, sysctl
     err = probe.check()
     assert err is not None and said in err, err
     assert "sysctl -w" in probe.fix
+
+
+def _unshare_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `unshare` first on PATH that logs its arguments and refuses --mount-proc, as where /proc may not
+    be mounted again (a container with a masked /proc): user and network namespaces alone still work."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "unshare.log"
+    (bin_dir / "unshare").write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\ncase " $* " in *" --mount-proc "*) '
+        'echo "unshare: mount /proc failed: Operation not permitted" >&2; exit 1;; esac\nexit 0\n'
+    )
+    (bin_dir / "unshare").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return log
+
+
+def test_doctor_fails_where_the_keepers_unshare_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor once probed `unshare --user --net --mount true`, which passes where the keeper's own
+    --pid --fork --mount-proc is refused: doctor said ok and up failed."""
+    _unshare_on_path(tmp_path, monkeypatch)
+    probe = next(p for p in keeper_probes(tmp_path) if p.name == "user namespaces")
+    err = probe.check()
+    assert err is not None and "mount /proc failed" in err, err
+
+
+def test_doctor_runs_the_keepers_own_unshare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labgen.backends.netns import keeper
+
+    log = _unshare_on_path(tmp_path, monkeypatch)
+    next(p for p in keeper_probes(tmp_path) if p.name == "user namespaces").check()
+    started: list[list[str]] = []
+
+    def popen(argv: list[str], **_: object) -> None:
+        started.append(argv)
+        raise OSError("not started")
+
+    monkeypatch.setattr(keeper.subprocess, "Popen", popen)
+    with pytest.raises(OSError):
+        keeper.Keeper(tmp_path / "state").start()
+    probed = log.read_text().split()
+    kept = started[0][started[0].index("unshare") + 1 :]
+    assert probed[:-1] == kept[: kept.index("sh")] and probed[-1] == "true", (probed, kept)

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from ..base import Probe
-from .keeper import NODE_PATH
+from .keeper import NODE_PATH, unshare
 
 HOST_TOOLS = ("ip", "mount", "nsenter", "unshare", "taskset", "tini")  # labgen runs these as the user, from their PATH
 NODE_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller", "dhclient", "ping", "tcpdump")
@@ -32,8 +32,11 @@ def host_probes(sysctls: Path = Path("/proc/sys")) -> list[Probe]:
             return "kernel.unprivileged_userns_clone is 0"
         if sysctl("kernel.apparmor_restrict_unprivileged_userns") == 1:
             return "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)"
-        r = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "--mount", "true"], capture_output=True)
-        return None if r.returncode == 0 else f"unshare --user fails: {r.stderr.decode().strip()}"
+        try:
+            r = subprocess.run(unshare("true"), capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"the lab's unshare fails: {e}"
+        return None if r.returncode == 0 else f"the lab's unshare fails: {r.stderr.decode().strip()}"
 
     def missing(tools: tuple[str, ...], path: str | None) -> str | None:
         gone = [t for t in tools if not shutil.which(t, path=path)]

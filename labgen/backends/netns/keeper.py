@@ -49,6 +49,12 @@ def pinned() -> list[str]:
     return ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0)))]
 
 
+def unshare(*argv: str) -> list[str]:
+    """The keeper's command: `argv` as PID 1 of the lab's new namespaces. doctor runs it with `true`: a host
+    may allow a user namespace yet refuse what else the keeper asks (a new /proc)."""
+    return [*pinned(), *UNSHARE, *argv]
+
+
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a node's PATH: /usr/sbin too
 def _environ(pid: int) -> bytes:
     try:
@@ -105,9 +111,8 @@ class Keeper:
     def start(self) -> int:
         """The lab's namespaces and their PID 1 (unshare forks it and stays as its parent)."""
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", MARK: str(self.dir)}
-        argv = [*pinned(), *UNSHARE, "sh", "-c", SETUP]
         p = subprocess.Popen(
-            argv,
+            unshare("sh", "-c", SETUP),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
