@@ -197,9 +197,10 @@ def labs_with_domains() -> dict[str, list[str]]:
 def sweep(lab: str, domains: set[str], networks: tuple[str, ...], volumes: set[str], *, dry_run: bool) -> list[str]:
     """Every libvirt object of lab `lab`: the named domains and those whose description names the lab,
     the named networks, the named volumes and those of its domains. Nothing of other labs or of the box.
-    Returns what it removed (or would remove); nothing when libvirt is unreachable."""
-    lv = module()
+    Returns what it removed (or would remove); nothing when libvirt, or libvirt-python, is unreachable
+    (teardown of a lab with no state asks every backend, also where the VM backend is not installed)."""
     try:
+        lv = module()
         conn = lv.open(URI)
     except Exception:
         return []
