@@ -1,5 +1,5 @@
-"""The machinery of the lab's lock (LabState.lock): flock with a short wait, what the lock file's holders
-are, and how a killed task's orphans are proven and stopped."""
+"""The lab's lock (LabState.lock): flock with a short wait, what the lock file's holders are, and how a
+killed task's orphans are proven and stopped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import LabError
+from .ui import console
 
 # locks this process holds (path -> fd): a snapshot restore runs teardown, up and demo in turn under one
 HELD: dict[Path, int] = {}
@@ -94,3 +98,48 @@ def stop_orphans(path: Path, holder: str, fd: int) -> bool:
         if flock(fd, wait=grace):
             return True
     return False
+
+
+@contextlib.contextmanager
+def hold(path: Path, lab: str, task: str, *, take_over: bool, not_yours: LabError) -> Iterator[None]:
+    """The lock of lab `lab` at `path`, for `task`; a second task at once refuses. The kernel releases
+    the lock when its holder ends, also when it is killed. What a task starts (provisioner sessions,
+    `vagrant up`) holds the lock too: when the task was killed, they still do. `take_over` (teardown)
+    stops those orphans, proven the lab's by holding its lock file open. `not_yours`: raised when the
+    lock file is another user's."""
+    if path in HELD:
+        yield
+        return
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        f = open(path, "a+")  # noqa: SIM115 (closed below, after the lock is released)
+    except PermissionError:
+        raise not_yours from None
+    with f:
+        if not flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
+            f.seek(0)
+            holder = f.read().strip() or "another task"
+            left = orphans(path, holder)
+            if not left:
+                raise LabError(
+                    f"lab {lab} is busy: {holder} is changing it", "wait for it to finish, then try again"
+                ) from None
+            if take_over:
+                what = ", ".join(describe(p) for p in left)
+                console.print(f"  {holder} was killed; stopping what it left running: {what}", markup=False)
+            if not take_over or not stop_orphans(path, holder, f.fileno()):
+                what = ", ".join(describe(p) for p in left)
+                raise LabError(
+                    f"lab {lab} is busy: {holder} was killed, but what it started still runs: {what}",
+                    "wait for it to end, or run `invoke teardown`, which stops it",
+                ) from None
+        f.truncate(0)
+        f.write(f"invoke {task} (pid {os.getpid()})\n")
+        f.flush()
+        HELD[path] = f.fileno()
+        os.environ[TASK] = str(os.getpid())  # what this task starts carries it (see orphans)
+        try:
+            yield
+        finally:
+            del HELD[path]
+            f.truncate(0)

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,8 @@ from typing import Any
 from provision.core import write_file
 
 from .errors import LabError
-from .lock import HELD, TASK, describe, flock, orphans, stop_orphans
+from .lock import hold
 from .model import Lab
-from .ui import console
 
 
 class LabState:
@@ -52,50 +50,11 @@ class LabState:
             raise self._not_yours() from None
         return self.dir / sub if sub else self.dir
 
-    @contextlib.contextmanager
-    def lock(self, task: str, *, take_over: bool = False) -> Iterator[None]:
-        """One task at a time changes a lab: a second `invoke up` (or up and teardown) at once refuses.
-        The lock file is beside the state directory, which teardown removes while holding it; the kernel
-        releases the lock when its holder ends, also when it is killed. What a task starts (provisioner
-        sessions, `vagrant up`) holds the lock too: when the task was killed, they still do. `take_over`
-        (teardown) stops those orphans, proven the lab's by holding its lock file open."""
+    def lock(self, task: str, *, take_over: bool = False) -> contextlib.AbstractContextManager[None]:
+        """One task at a time changes a lab (lock.hold): a second `invoke up` (or up and teardown) at once
+        refuses. The lock file is beside the state directory, which teardown removes while holding it."""
         path = self.dir.parent / f"{self.lab.name}.lock"
-        if path in HELD:
-            yield
-            return
-        try:
-            self.dir.parent.mkdir(mode=0o700, exist_ok=True)
-            f = open(path, "a+")  # noqa: SIM115 (closed below, after the lock is released)
-        except PermissionError:
-            raise self._not_yours() from None
-        with f:
-            if not flock(f.fileno(), wait=0.5):  # a task that just ended: its last sessions are exiting
-                f.seek(0)
-                holder = f.read().strip() or "another task"
-                left = orphans(path, holder)
-                if not left:
-                    raise LabError(
-                        f"lab {self.lab.name} is busy: {holder} is changing it", "wait for it to finish, then try again"
-                    ) from None
-                if take_over:
-                    what = ", ".join(describe(p) for p in left)
-                    console.print(f"  {holder} was killed; stopping what it left running: {what}", markup=False)
-                if not take_over or not stop_orphans(path, holder, f.fileno()):
-                    what = ", ".join(describe(p) for p in left)
-                    raise LabError(
-                        f"lab {self.lab.name} is busy: {holder} was killed, but what it started still runs: {what}",
-                        "wait for it to end, or run `invoke teardown`, which stops it",
-                    ) from None
-            f.truncate(0)
-            f.write(f"invoke {task} (pid {os.getpid()})\n")
-            f.flush()
-            HELD[path] = f.fileno()
-            os.environ[TASK] = str(os.getpid())  # what this task starts carries it (see orphans)
-            try:
-                yield
-            finally:
-                del HELD[path]
-                f.truncate(0)
+        return hold(path, self.lab.name, task, take_over=take_over, not_yours=self._not_yours())
 
     def remove(self) -> None:
         """The whole state dir, also where a trainee made a directory of a node unwritable (chmod 500 /root)."""
