@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import procfs
 from .errors import LabError
 from .ui import console
 
@@ -40,51 +41,22 @@ def held_fds() -> tuple[int, ...]:
     return tuple(HELD.values())
 
 
-def holders(path: Path) -> list[int]:
-    """The processes that have the lock file open (those this user may look at)."""
-    try:
-        want = path.stat()
-    except OSError:
-        return []
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            for fd in (proc / "fd").iterdir():
-                st = fd.stat()
-                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
-                    found.append(int(proc.name))
-                    break
-    return found
-
-
 def orphans(path: Path, holder: str) -> list[int]:
     """What a killed task started and still runs, holding the lock: [] while the task itself runs (or the
     lock file names none: its holder just ended), and never another task waiting for the lock."""
     m = re.search(r"\(pid (\d+)\)", holder)
     if not m:
         return []
-    held = holders(path)
+    held = procfs.holding(path)
     if int(m[1]) in held:
         return []
     mark = f"{TASK}={m[1]}".encode()
-    return [p for p in held if mark in environ(p)]
-
-
-def environ(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
+    return [p for p in held if mark in procfs.environ(p).split(b"\0")]
 
 
 def describe(pid: int) -> str:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        words = [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
-    except OSError:
-        words = ["?"]
+    argv = procfs.cmdline(pid)
+    words = ["?"] if argv is None else [os.path.basename(a.decode(errors="replace")) for a in argv[:3] if a]
     return f"{' '.join(words)} (pid {pid})"
 
 

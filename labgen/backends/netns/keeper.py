@@ -19,6 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ... import procfs
 from ...errors import BackendFailed
 
 MARK = "OVN_LAB_KEEPER"  # in the keeper's environment: the state dir of its lab (what proves it the lab's)
@@ -56,29 +57,19 @@ def unshare(*argv: str) -> list[str]:
 
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a node's PATH: /usr/sbin too
-def _environ(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return b""
-
-
 def _mine(pid: int, owner: int | None = None) -> bool:
     """The process runs as `owner` (default: this user): root tearing down a user's lab proves it so."""
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}").stat().st_uid == (os.getuid() if owner is None else owner)
-    return False
+    return procfs.owner(pid) == (os.getuid() if owner is None else owner)
 
 
 def keepers() -> dict[str, int]:
     """This user's lab keepers on the host: state dir -> pid (doctor; a lab whose state dir is gone)."""
     found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and _mine(int(entry)):
-            m = re.search(rb"(?:^|\0)" + MARK.encode() + rb"=([^\0]*)", _environ(int(entry)))
-            with contextlib.suppress(OSError):  # it may end while we look
-                if m and Path(f"/proc/{entry}/comm").read_text().strip() == "tini":
-                    found[m[1].decode(errors="replace")] = int(entry)
+    for pid in procfs.pids():
+        if _mine(pid):
+            m = re.search(rb"(?:^|\0)" + MARK.encode() + rb"=([^\0]*)", procfs.environ(pid))
+            if m and procfs.comm(pid) == "tini":  # None: it ended while we looked
+                found[m[1].decode(errors="replace")] = pid
     return found
 
 
@@ -90,15 +81,13 @@ class Keeper:
 
     def proven(self, pid: int) -> bool:
         """The process is this lab's keeper: this user's tini, with the lab's state dir in its environment."""
-        try:
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
+        if procfs.comm(pid) != "tini":
             return False
         try:
             owner = self.dir.stat().st_uid  # whose lab it is (root may tear down a user's)
         except OSError:
             owner = None
-        return comm == "tini" and _mine(pid, owner) and f"\0{MARK}={self.dir}\0".encode() in b"\0" + _environ(pid)
+        return _mine(pid, owner) and f"\0{MARK}={self.dir}\0".encode() in b"\0" + procfs.environ(pid)
 
     def _find(self) -> int | None:
         pid: int | None = None
@@ -121,11 +110,9 @@ class Keeper:
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
-            with contextlib.suppress(OSError, ValueError, IndexError):  # not forked yet
-                pid = int(children.read_text().split()[0])
-                if self.proven(pid):
-                    break
+            pid = procfs.first_child(p.pid)  # None: not forked yet
+            if pid is not None and self.proven(pid):
+                break
             if p.poll() is not None:
                 err = p.stderr.read().decode().strip() if p.stderr else ""
                 raise BackendFailed(
@@ -156,14 +143,11 @@ class Keeper:
         return ["nsenter", f"--target={self.pid}", *NAMESPACES, "--preserve-credentials", "--"]
 
     def mountinfo(self) -> str:
-        try:
-            return Path(f"/proc/{self.pid}/mountinfo").read_text() if self.pid else ""
-        except OSError:
-            return ""
+        return procfs.mountinfo(self.pid) if self.pid else ""
 
     def proc(self) -> Path:
         """The lab's /proc (its PID namespace), seen from the host."""
-        return Path(f"/proc/{self.pid}/root/proc")
+        return procfs.path(self.pid or 0, "root", "proc")
 
     def stop(self) -> bool:
         """End the lab: SIGTERM to its PID 1 (tini passes it on, and when it exits the kernel kills every
@@ -177,19 +161,12 @@ class Keeper:
                 os.kill(pid, sig)
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
-                if not self.proven(pid) or _zombie(pid):
+                if not self.proven(pid) or procfs.gone(pid):
                     self.record.unlink(missing_ok=True)
                     self.pid = None
                     return True
                 time.sleep(0.01)
         return False
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
-    except OSError:
-        return True
 
 
 def is_mount(mountinfo: str, path: Path) -> bool:

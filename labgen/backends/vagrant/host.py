@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from ... import procfs
 from ...model import Lab
 from ..base import Probe
 from . import libvirt
@@ -107,6 +108,5 @@ def _memory_problem(lab: Lab) -> str | None:
     extra = 1024 if libvirt.choose_accel(vagrant.accel).driver == "qemu" else 256
     vms = len(lab.nodes)
     need = vms * (vagrant.memory + extra)
-    with open("/proc/meminfo") as f:
-        avail = next(int(ln.split()[1]) >> 10 for ln in f if ln.startswith("MemAvailable:"))
+    avail = procfs.mem_available_mib()
     return None if avail >= need else f"{avail} MiB available, {vms} VMs need about {need} MiB"

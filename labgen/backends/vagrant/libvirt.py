@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ... import procfs
 from .render import Accel
 
 URI = "qemu:///system"
@@ -51,20 +52,12 @@ def choose_accel(setting: str, cpu_flags: set[str] | None = None, kvm_usable: bo
         return Accel("kvm", "KVM, forced by vagrant.accel")
     if setting == "tcg":
         return Accel("qemu", "QEMU TCG, forced by vagrant.accel")
-    hw = bool((host_cpu_flags() if cpu_flags is None else cpu_flags) & {"vmx", "svm"})
+    hw = bool((procfs.cpu_flags() if cpu_flags is None else cpu_flags) & {"vmx", "svm"})
     dev = os.access("/dev/kvm", os.R_OK | os.W_OK) if kvm_usable is None else kvm_usable
     if hw and dev:
         return Accel("kvm", "KVM: the CPU has vmx/svm and /dev/kvm is usable")
     why = "the CPU shows no vmx/svm" if not hw else "/dev/kvm is not usable"
     return Accel("qemu", f"QEMU TCG (software emulation, boots take minutes): {why}")
-
-
-def host_cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(ln.split(":", 1)[1].split()) for ln in f if ln.startswith("flags")), set())
-    except OSError:
-        return set()
 
 
 # -- storage ----------------------------------------------------------------------------------------------
