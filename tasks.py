@@ -43,7 +43,7 @@ def demo(c, config=CONFIG, verbose=False, step=False, transcript=None, reset=Fal
 @task(help={"config": CONFIG_HELP, "json": "print machine-readable JSON"})
 def status(c, config=CONFIG, json_=False):
     """Show nodes, chassis with encap IPs, tunnels, port bindings and leases."""
-    call("labgen.lab:show_status", config, as_json=json_)
+    call("labgen.workshop.status:show_status", config, as_json=json_)
 
 
 @task(

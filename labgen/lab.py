@@ -1,26 +1,20 @@
-"""A lab as the tasks meet it: opened from lab.toml with the backend it was brought up with; its status;
-a command or a shell on a node; its ssh_config; its Vagrantfile; its teardown."""
+"""A lab as the tasks meet it: opened from lab.toml with the backend it was brought up with; a command or
+a shell on a node; its ssh_config; its Vagrantfile; its teardown. (Its status: workshop/status.py.)"""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypedDict, TypeVar
-
-from provision.facts import addr_of, geneve_remotes
+from typing import Concatenate, ParamSpec, TypeVar
 
 from .backends import BACKENDS, get_backend
 from .backends.base import Backend
-from .errors import CommandFailed, InputError, NotUp, UnknownName
+from .errors import InputError, NotUp, UnknownName
 from .load import load_lab
 from .model import Lab
-from .observe import Observer
 from .state import LabState
 from .ui import console, step
 
@@ -72,110 +66,6 @@ def node_of(lab: Lab, node: str) -> str:
     if node not in lab.node_names:
         raise UnknownName("node", node, lab.node_names, f" in lab {lab.name}")
     return node
-
-
-class Chassis(TypedDict):
-    encap: str
-    ip: str
-
-
-class Binding(TypedDict):
-    chassis: str | None
-    up: bool | None
-
-
-class Lease(TypedDict):
-    node: str
-    netns: str
-    ipv4: list[str]
-
-
-@dataclass
-class NodeStatus:
-    ip: str
-    central: bool
-    state: str
-    tunnels: list[str] | None = None  # remote IPs of its geneve ports; None: could not be read
-
-
-@dataclass
-class LabStatus:
-    lab: str
-    backend: str | None
-    nodes: dict[str, NodeStatus] = field(default_factory=dict)
-    chassis: dict[str, Chassis] = field(default_factory=dict)
-    bindings: dict[str, Binding] = field(default_factory=dict)  # bound ports
-    leases: dict[str, Lease] = field(default_factory=dict)  # ports on running nodes
-    error: str | None = None  # the SB could not be read
-
-
-def status(config: str | Path) -> LabStatus:
-    lab, backend = open_lab(config)
-    out = LabStatus(lab.name, backend.state.backend())
-    states = backend.status()
-    for n in lab.nodes:
-        out.nodes[n.name] = NodeStatus(n.ip, n.central, states.get(n.name, "?"))
-    if states.get(lab.central.name) != "running":
-        return out
-    observe = Observer(lab, backend)
-    try:
-        encaps = observe.fact(lab.central.name, "sb_encaps")
-        chassis = {r["_uuid"]: r["name"] for r in observe.fact(lab.central.name, "sb_chassis")}
-        out.chassis = {r["chassis_name"]: {"encap": r["type"], "ip": r["ip"]} for r in encaps}
-        for r in observe.fact(lab.central.name, "sb_bindings"):
-            if isinstance(r["chassis"], str):
-                out.bindings[r["logical_port"]] = {"chassis": chassis.get(r["chassis"]), "up": r.get("up")}
-    except CommandFailed as e:
-        out.error = str(e)
-    for n in lab.nodes:
-        if states.get(n.name) != "running":
-            continue
-        with contextlib.suppress(CommandFailed):
-            out.nodes[n.name].tunnels = geneve_remotes(observe.fact(n.name, "interfaces"))
-        for p in lab.ports_on(n.name):
-            try:
-                held = addr_of(observe.fact(n.name, "ns_addrs", p.netns), p.name)
-            except CommandFailed:
-                held = []
-            out.leases[p.name] = {"node": n.name, "netns": p.netns, "ipv4": held}
-    return out
-
-
-def show_status(config: str | Path, *, as_json: bool = False) -> None:
-    st = status(config)
-    if as_json:
-        print(json.dumps(asdict(st), indent=1, sort_keys=True))
-    else:
-        print_status(st)
-
-
-def print_status(st: LabStatus) -> None:
-    from rich.table import Table
-
-    console.print(f"lab [bold]{st.lab}[/], backend {st.backend or '(not up)'}")
-    t = Table("node", "underlay IP", "state", "chassis encap", "geneve tunnels to")
-    for name, n in st.nodes.items():
-        ch = st.chassis.get(name)
-        t.add_row(
-            name + (" (central)" if n.central else ""),
-            n.ip,
-            n.state,
-            f"{ch['encap']} {ch['ip']}" if ch else "-",
-            ", ".join(n.tunnels or []) or "-",
-        )
-    console.print(t)
-    if st.leases or st.bindings:
-        t = Table("port", "bound on", "up", "netns", "IPv4")
-        for port, lease in st.leases.items():
-            bound = st.bindings.get(port)
-            t.add_row(
-                port,
-                (bound["chassis"] if bound else None) or "-",
-                str(bound["up"]) if bound else "-",
-                f"{lease['node']}:{lease['netns']}",
-                ", ".join(lease["ipv4"]) or "-",
-            )
-        console.print(t)
 
 
 def exec_on(config: str | Path, node: str, command: str | None) -> None:

@@ -27,11 +27,12 @@ os.chdir(ROOT)
 from labgen.backends.base import Result  # noqa: E402
 from labgen.backends.netns.backend import NetnsBackend  # noqa: E402
 from labgen.demo import demo  # noqa: E402
-from labgen.lab import open_up_lab, status, teardown  # noqa: E402
+from labgen.lab import open_up_lab, teardown  # noqa: E402
 from labgen.observe import Observer  # noqa: E402
 from labgen.up import up  # noqa: E402
 from labgen.workshop.check import run_checks  # noqa: E402
 from labgen.workshop.exercises import EXERCISES, solve  # noqa: E402
+from labgen.workshop.status import status  # noqa: E402
 from labgen.workshop.trace import trace  # noqa: E402
 
 OUT = ROOT / "tests" / "recorded"

@@ -21,12 +21,13 @@ from labgen.backends.base import Probe
 from labgen.demo import demo
 from labgen.doctor import doctor
 from labgen.errors import CommandFailed, GateTimeout, GaveUp, LabError, PreflightFailed, ShowFailed, StageFailed
-from labgen.lab import open_up_lab, status
+from labgen.lab import open_up_lab
 from labgen.load import load_lab
 from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import detrace, exercises
 from labgen.workshop.check import run_checks
+from labgen.workshop.status import status
 from labgen.workshop.trace import trace
 from provision.facts import FACTS
 from tests.fake import FakeBackend, Script, UnknownCommand

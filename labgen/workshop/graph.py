@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 from ..errors import InputError, LabError
-from ..lab import LabStatus, open_up_lab, status
+from ..lab import open_up_lab
 from ..model import Lab
+from .status import LabStatus, status
 from .trace import Tracer, traced
 
 

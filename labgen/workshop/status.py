@@ -1,0 +1,121 @@
+"""`invoke status`: the lab's nodes, chassis, tunnels, port bindings and leases, read through facts; as a
+table or JSON (graph draws the same)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TypedDict
+
+from provision.facts import addr_of, geneve_remotes
+
+from ..errors import CommandFailed
+from ..lab import open_lab
+from ..observe import Observer
+from ..ui import console
+
+
+class Chassis(TypedDict):
+    encap: str
+    ip: str
+
+
+class Binding(TypedDict):
+    chassis: str | None
+    up: bool | None
+
+
+class Lease(TypedDict):
+    node: str
+    netns: str
+    ipv4: list[str]
+
+
+@dataclass
+class NodeStatus:
+    ip: str
+    central: bool
+    state: str
+    tunnels: list[str] | None = None  # remote IPs of its geneve ports; None: could not be read
+
+
+@dataclass
+class LabStatus:
+    lab: str
+    backend: str | None
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    chassis: dict[str, Chassis] = field(default_factory=dict)
+    bindings: dict[str, Binding] = field(default_factory=dict)  # bound ports
+    leases: dict[str, Lease] = field(default_factory=dict)  # ports on running nodes
+    error: str | None = None  # the SB could not be read
+
+
+def status(config: str | Path) -> LabStatus:
+    lab, backend = open_lab(config)
+    out = LabStatus(lab.name, backend.state.backend())
+    states = backend.status()
+    for n in lab.nodes:
+        out.nodes[n.name] = NodeStatus(n.ip, n.central, states.get(n.name, "?"))
+    if states.get(lab.central.name) != "running":
+        return out
+    observe = Observer(lab, backend)
+    try:
+        encaps = observe.fact(lab.central.name, "sb_encaps")
+        chassis = {r["_uuid"]: r["name"] for r in observe.fact(lab.central.name, "sb_chassis")}
+        out.chassis = {r["chassis_name"]: {"encap": r["type"], "ip": r["ip"]} for r in encaps}
+        for r in observe.fact(lab.central.name, "sb_bindings"):
+            if isinstance(r["chassis"], str):
+                out.bindings[r["logical_port"]] = {"chassis": chassis.get(r["chassis"]), "up": r.get("up")}
+    except CommandFailed as e:
+        out.error = str(e)
+    for n in lab.nodes:
+        if states.get(n.name) != "running":
+            continue
+        with contextlib.suppress(CommandFailed):
+            out.nodes[n.name].tunnels = geneve_remotes(observe.fact(n.name, "interfaces"))
+        for p in lab.ports_on(n.name):
+            try:
+                held = addr_of(observe.fact(n.name, "ns_addrs", p.netns), p.name)
+            except CommandFailed:
+                held = []
+            out.leases[p.name] = {"node": n.name, "netns": p.netns, "ipv4": held}
+    return out
+
+
+def show_status(config: str | Path, *, as_json: bool = False) -> None:
+    st = status(config)
+    if as_json:
+        print(json.dumps(asdict(st), indent=1, sort_keys=True))
+    else:
+        print_status(st)
+
+
+def print_status(st: LabStatus) -> None:
+    from rich.table import Table
+
+    console.print(f"lab [bold]{st.lab}[/], backend {st.backend or '(not up)'}")
+    t = Table("node", "underlay IP", "state", "chassis encap", "geneve tunnels to")
+    for name, n in st.nodes.items():
+        ch = st.chassis.get(name)
+        t.add_row(
+            name + (" (central)" if n.central else ""),
+            n.ip,
+            n.state,
+            f"{ch['encap']} {ch['ip']}" if ch else "-",
+            ", ".join(n.tunnels or []) or "-",
+        )
+    console.print(t)
+    if st.leases or st.bindings:
+        t = Table("port", "bound on", "up", "netns", "IPv4")
+        for port, lease in st.leases.items():
+            bound = st.bindings.get(port)
+            t.add_row(
+                port,
+                (bound["chassis"] if bound else None) or "-",
+                str(bound["up"]) if bound else "-",
+                f"{lease['node']}:{lease['netns']}",
+                ", ".join(lease["ipv4"]) or "-",
+            )
+        console.print(t)
