@@ -16,10 +16,6 @@ class Underlay:
     mtu: int
     nic_name: str = ""  # an extra name for the node's underlay NIC, e.g. "enp9s0" as the tutorial shows
 
-    @property
-    def prefixlen(self) -> int:
-        return ipaddress.ip_network(self.subnet).prefixlen
-
 
 TRANSPORTS = ("tcp", "ssl")
 SB_PORT, NB_PORT = 6642, 6641
@@ -137,12 +133,6 @@ class Lab:
     def state_dir(self) -> Path:
         """One directory per lab, beside its lab.toml: rendered files, ssh_config, logs, run dirs."""
         return Path(self.source).resolve().parent / ".lab" / self.name
-
-
-def lab_of(scoped: str, what: str) -> str | None:
-    """The lab a host-wide object name belongs to (the inverse of Lab.scoped), or None."""
-    suffix = f"_{what}"
-    return scoped[: -len(suffix)] if scoped.endswith(suffix) and len(scoped) > len(suffix) else None
 
 
 def underlay_mac(lab_name: str, index: int) -> str:

@@ -133,7 +133,3 @@ class Backend(ABC):
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
             return Result(tuple(argv), 124, out, f"timed out after {timeout:.0f} s")
         return Result(tuple(argv), r.returncode, r.stdout, r.stderr)
-
-    @property
-    def log_dir(self) -> Path:
-        return self.state.logs

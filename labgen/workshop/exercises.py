@@ -42,7 +42,6 @@ class Exercise:
         return text.format(port=p.name, netns=p.netns, node=p.node)
 
 
-OPTS = "dhcpv4_options"
 WRONG_ENCAP = "external_ids:ovn-encap-ip=10.99.0.2"  # an address that is on no lab subnet
 
 
