@@ -42,7 +42,7 @@ def up(config: str | Path, backend_name: str | None = None, *, verbose: bool = F
         preflight(backend, pki.probes(lab))
     backend.state.remember(backend.name)  # before creating anything: teardown finds what a failed up leaves
     with Provisioner(lab, backend, verbose=verbose) as provisioner:
-        Up(lab, backend, provisioner).run()
+        Up(lab, backend, provisioner).all()
     took = time.monotonic() - t0
     console.print(f"[green]lab {lab.name} is up[/] in {took:.1f} s ({backend.name}); next: invoke demo")
     return lab
@@ -55,7 +55,7 @@ class Up:
         self.central = lab.central.name
         self.sb_started, self.failed = threading.Event(), threading.Event()
 
-    def run(self) -> None:
+    def all(self) -> None:
         names = self.lab.node_names
         if self.lab.ovn.transport == "ssl":
             with step("the lab's CA, and a key and certificate for each node (ovs-pki)"):
