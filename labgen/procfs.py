@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 PROC = Path("/proc")
+SYSCTLS = PROC / "sys"
 
 
 def pids() -> list[int]:
@@ -89,6 +90,14 @@ def holding(file: Path) -> list[int]:
                     found.append(pid)
                     break
     return found
+
+
+def sysctl(name: str, root: Path = SYSCTLS) -> int | None:
+    """An integer sysctl ("user.max_user_namespaces"); None when this kernel has none of that name."""
+    try:
+        return int(Path(root, *name.split(".")).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def mem_available_mib() -> int:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ... import procfs
 from ..base import Probe
 from .keeper import NODE_PATH, unshare
 
@@ -16,14 +17,11 @@ NODE_TOOLS = ("ovsdb-server", "ovs-vswitchd", "ovn-northd", "ovn-controller", "d
 PACKAGES = "openvswitch-switch ovn-central ovn-host isc-dhcp-client iputils-ping tcpdump tini"
 
 
-def host_probes(sysctls: Path = Path("/proc/sys")) -> list[Probe]:
+def host_probes(sysctls: Path = procfs.SYSCTLS) -> list[Probe]:
     """What a lab in a user namespace needs of the host, each with its fix."""
 
     def sysctl(name: str) -> int | None:
-        try:
-            return int(Path(sysctls, *name.split(".")).read_text())
-        except (OSError, ValueError):
-            return None
+        return procfs.sysctl(name, sysctls)
 
     def userns() -> str | None:
         if sysctl("user.max_user_namespaces") == 0:
