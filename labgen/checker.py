@@ -18,8 +18,6 @@ OVNNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 BOX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?")
 PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# what the lab itself names on a node, in OVS or in the underlay: a port of the same name would take it over
-RESERVED_IFNAMES = ("lo", "eth0", "br-int", "br-phy", "ovs-netdev", "ovs-system", "genev_sys_6081")
 RESERVED_NODES = ("underlay", "mgmt", "vmlinuz", "initrd")  # the lab's own objects are named lab_<these>
 MAX_NODES = 250  # each node's underlay MAC ends in its index + 1
 UINT32 = 2**32 - 1

@@ -8,13 +8,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from provision.names import is_reserved
+
 from . import tables
 from .backends import BACKENDS
 from .checker import (
     BOX,
     HOSTNAME,
     IFNAME,
-    RESERVED_IFNAMES,
     Checker,
     did_you_mean,
     shown,
@@ -85,11 +86,15 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
         checker.bad("underlay.mtu", f"{mtu} is out of range", "use 1280..9000; 9000 lets 1500-byte overlay frames fit")
 
     nic_name = checker.get(ul_t, "underlay", "nic_name", str, "")
-    if nic_name and (not IFNAME.fullmatch(nic_name) or nic_name in RESERVED_IFNAMES):
+    if nic_name and not IFNAME.fullmatch(nic_name):
         checker.bad(
             "underlay.nic_name",
             f"{shown(nic_name)} cannot name the underlay NIC",
             'use an interface name like "enp9s0"',
+        )
+    elif nic_name and is_reserved(nic_name):
+        checker.bad(
+            "underlay.nic_name", f"{nic_name} is an interface the lab makes itself", 'use another name, e.g. "enp9s0"'
         )
 
     ovn_t = checker.table(data.get("ovn", {}), "ovn", "ovn")
@@ -126,7 +131,7 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
 
     nodes = tables.nodes(checker, data, underlay, name or "lab")
     switches = tables.switches(checker, data, underlay, mgmt)
-    ports = tables.ports(checker, data, nodes, switches)
+    ports = tables.ports(checker, data, nodes, switches, nic_name or "")
 
     if checker.issues:
         raise LabInvalid(source, checker.issues)

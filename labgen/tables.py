@@ -6,12 +6,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from provision.names import is_reserved
+
 from .checker import (
     HOSTNAME,
     IFNAME,
     MAX_NODES,
     OVNNAME,
-    RESERVED_IFNAMES,
     RESERVED_NODES,
     UINT32,
     Checker,
@@ -61,6 +62,8 @@ def nodes(checker: Checker, data: dict[str, Any], underlay: ipaddress.IPv4Networ
             seen_ip[ip] = name
         central = checker.get(t, path, "central", bool, False)
         nodes.append(Node(name, str(ip), bool(central), underlay_mac(lab, i)))
+    if underlay is not None:
+        _host_address(checker, nodes, underlay)
     centrals = [n.name for n in nodes if n.central]
     if tables and not centrals:
         checker.bad("nodes", "no central node", "set central = true on exactly one node, e.g. [nodes.ovn-central-01]")
@@ -69,6 +72,21 @@ def nodes(checker: Checker, data: dict[str, Any], underlay: ipaddress.IPv4Networ
             "nodes", f"more than one central node: {', '.join(centrals)}", "keep central = true on one node only"
         )
     return nodes
+
+
+def _host_address(checker: Checker, nodes: list[Node], underlay: ipaddress.IPv4Network) -> None:
+    """vagrant-libvirt gives the underlay's first address to the host's end of the network: no node may have it."""
+    host = underlay.network_address + 1
+    taken = {n.ip for n in nodes} | {str(host)}
+    for n in nodes:
+        if n.ip == str(host):
+            free = next((str(a) for a in underlay.hosts() if str(a) not in taken), None)
+            checker.bad(
+                f"nodes.{key(n.name)}.ip",
+                f"{host} is the host's address on the underlay (vagrant-libvirt gives the network's first address "
+                "to the host's end)",
+                f"use a free address, e.g. {free}" if free else f"use a larger underlay.subnet than {underlay}",
+            )
 
 
 def switches(
@@ -154,7 +172,9 @@ def _exclude(checker: Checker, value: str, path: str, subnet: ipaddress.IPv4Netw
             checker.bad(path, f"{shown(item)} has more than one '..'", 'write "FIRST..LAST"')
 
 
-def ports(checker: Checker, data: dict[str, Any], nodes: list[Node], switches: list[Switch]) -> list[Port]:
+def ports(
+    checker: Checker, data: dict[str, Any], nodes: list[Node], switches: list[Switch], nic_name: str
+) -> list[Port]:
     ports = []
     node_names = [n.name for n in nodes]
     switch_names = [s.name for s in switches]
@@ -168,9 +188,15 @@ def ports(checker: Checker, data: dict[str, Any], nodes: list[Node], switches: l
                 f"{shown(name)} cannot be a Linux interface name",
                 "use at most 15 letters, digits, '_', '.' or '-'",
             )
-        elif name in RESERVED_IFNAMES or name.startswith("ovn-"):
+        elif is_reserved(name):
             checker.bad(
                 path, f"{name} is an interface the lab makes itself", 'give the port another name, e.g. "port4"'
+            )
+        elif name == nic_name:
+            checker.bad(
+                path,
+                f"{name} is underlay.nic_name, the underlay NIC's other name on every node",
+                'give the port another name, e.g. "port4"',
             )
         switch = checker.get(t, path, "switch", str)
         if switch is not None and switch not in switch_names:
