@@ -20,7 +20,7 @@ from .checker import (
     did_you_mean,
     shown,
 )
-from .errors import Issue, LabInvalid
+from .errors import Issue, LabInvalid, visible
 from .model import TRANSPORTS, Lab, Ovn, Underlay, Vagrant
 
 MAX_BYTES = 1 << 20
@@ -157,4 +157,4 @@ def validate_file(config: str | Path) -> None:
         return f"1 {what}" if n == 1 else f"{n} {what}{'es' if what.endswith('h') else 's'}"
 
     switches, ports = count(len(lab.switches), "switch"), count(len(lab.ports), "port")
-    print(f"{lab.source}: valid: {count(len(lab.nodes), 'node')} ({hosts}), {switches}, {ports}")
+    print(f"{visible(lab.source)}: valid: {count(len(lab.nodes), 'node')} ({hosts}), {switches}, {ports}")

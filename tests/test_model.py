@@ -133,3 +133,19 @@ def test_validate_task_says_what_the_lab_describes() -> None:
         "lab.toml: valid: 3 nodes (ovn-central-01 192.168.1.61 (central), ovn-host-01 192.168.1.62, "
         "ovn-host-02 192.168.1.63), 1 switch, 3 ports\n"
     )
+
+
+@pytest.mark.parametrize("valid", [False, True], ids=["invalid", "valid"])
+def test_a_path_is_echoed_with_its_control_characters_visible(tmp_path: Path, valid: bool) -> None:
+    """A newline or an escape sequence in the path stays one line and reaches no terminal as a control."""
+    d = tmp_path / "a\nb\x1b[2J"
+    d.mkdir()
+    bad = d / "lab.toml"
+    bad.write_text((HERE.parent / "lab.toml" if valid else HERE / "errors" / "duplicate-ip.toml").read_text())
+    argv = [sys.executable, "-m", "invoke", "validate", "--config", str(bad)]
+    r = subprocess.run(argv, cwd=HERE.parent, capture_output=True, text=True)
+    out = r.stdout if valid else r.stderr
+    assert r.returncode == (0 if valid else 2), r.stderr
+    assert "\x1b" not in r.stdout + r.stderr
+    assert len(out.splitlines()) == 1, out
+    assert f"{tmp_path}/a\\nb\\x1b[2J/lab.toml: " in out
