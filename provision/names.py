@@ -27,8 +27,3 @@ UNDERLAY_BRIDGE = "br-lab"
 
 def underlay_veth(index: int, node: str) -> str:
     return f"v{index}-{node}"[:15]
-
-
-def is_reserved(name: str) -> bool:
-    """`name` is, or may become, one of the lab's own interfaces on a node."""
-    return name in NODE_IFNAMES or name.startswith(TUNNEL_PREFIX)
