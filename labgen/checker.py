@@ -1,5 +1,5 @@
-"""The vocabulary lab.toml is checked with: allowed keys, name rules, and a Checker that records one Issue
-per problem (with the key path and the fix) instead of stopping at the first."""
+"""A Checker that reads lab.toml's values by the rules of labgen.keys, recording one Issue per problem (with
+the key path and the fix) instead of stopping at the first."""
 
 from __future__ import annotations
 
@@ -8,34 +8,13 @@ import ipaddress
 import re
 from typing import Any
 
+from .backends import BACKENDS
 from .errors import Issue
-from .model import DHCP_REQUIRED
+from .keys import BOX, HOSTNAME, IFNAME, KEY, MAC, OVNNAME, REQUIRED, SCHEMA, Key
 
-# matched with fullmatch: `$` would also accept a trailing newline
-HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # no '_': it separates lab and node names
-IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # Linux IFNAMSIZ - 1 = 15
-OVNNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
-MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
-BOX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?")
-PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# what the lab itself names on a node, in OVS or in the underlay: a port of the same name would take it over
-RESERVED_IFNAMES = ("lo", "eth0", "br-int", "br-phy", "ovs-netdev", "ovs-system", "genev_sys_6081")
-RESERVED_NODES = ("underlay", "mgmt", "vmlinuz", "initrd")  # the lab's own objects are named lab_<these>
-MAX_NODES = 250  # each node's underlay MAC ends in its index + 1
-UINT32 = 2**32 - 1
+__all__ = ["BOX", "HOSTNAME", "IFNAME", "MAC", "OVNNAME", "Checker", "did_you_mean", "key", "shown"]
 
-# Allowed keys per table; the value says which keys are tables of named entries.
-SCHEMA: dict[str, tuple[str, ...]] = {
-    "": ("lab", "underlay", "ovn", "vagrant", "nodes", "switches", "ports"),
-    "lab": ("name", "backend"),
-    "underlay": ("subnet", "mtu", "nic_name"),
-    "ovn": ("transport",),
-    "vagrant": ("box", "accel", "memory", "cpus", "management_subnet"),
-    "node": ("ip", "central"),
-    "switch": ("subnet", "exclude_ips", "dhcp"),
-    "dhcp": (*DHCP_REQUIRED, "mtu"),
-    "port": ("switch", "node", "netns", "mac"),
-}
+PLAIN = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a key shown as it is
 
 
 def did_you_mean(word: str, choices: Any) -> str:
@@ -74,25 +53,58 @@ class Checker:
             self.bad(path, f"must be a table, got {type(data).__name__}", f"write it as [{path}]")
             return {}
         for name in data:
-            if name not in SCHEMA[kind]:
+            if name not in SCHEMA.get(kind, ()):
                 where = f"{path}.{key(name)}" if path else key(name)
                 self.bad(where, "unknown key", did_you_mean(name, SCHEMA[kind]))
         return data
 
-    def get(self, data: dict[str, Any], path: str, name: str, typ: type, default: Any = None) -> Any:
-        where = f"{path}.{name}"
-        if name not in data:
-            if default is None:
-                self.bad(where, "missing", f"add {name} = ... to [{path}]")
-            return default
-        value = data[name]
+    def get(self, data: dict[str, Any], path: str, rule: str) -> Any:
+        """The value of the key `rule` (its path in labgen.keys) from the table `data` at `path`, checked by
+        its rules; its default when it is not written; None when it is missing or broken (an Issue says so)."""
+        k = KEY[rule]
+        where = f"{path}.{k.name}" if path else k.name
+        if k.name not in data:
+            if k.default is REQUIRED:
+                self.bad(where, f"missing: {k.why}" if k.why else "missing", f"add {k.name} = {k.example} to [{path}]")
+                return None
+            return self.ruled(k.default, where, k) if k.value else k.default  # a default subnet is parsed too
+        value = data[k.name]
         # bool is an int in Python; keep them apart so `memory = true` is a type error
-        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            self.bad(where, f"must be {_tname(typ)}, got {_tname(type(value))} {shown(value)}", _type_fix(name, typ))
+        if not isinstance(value, k.type) or (k.type is int and isinstance(value, bool)):
+            self.bad(
+                where, f"must be {_tname(k.type)}, got {_tname(type(value))} {shown(value)}", _type_fix(k.name, k.type)
+            )
             return None
-        if typ is str and not value:
-            self.bad(where, "is empty", f"give {name} a value, or leave the key out where it has a default")
+        if k.type is str and not value:
+            self.bad(where, "is empty", f"give {k.name} a value, or leave the key out where it has a default")
             return None
+        return self.ruled(value, where, k)
+
+    def name(self, name: str, path: str, rule: str) -> bool:
+        """A name of a named table ([nodes.NAME]) checked by its rule; False (with an Issue) when broken."""
+        return self.ruled(name, path, KEY[rule]) is not None
+
+    def ruled(self, value: Any, where: str, k: Key) -> Any:
+        """`value` of the right type, checked by the key's own rules: the value to use, or None."""
+        choices = BACKENDS.keys() if k.value == "backend" else k.choices  # the registry, as tests extend it
+        if value in choices:
+            return value
+        if choices and (not k.value or k.value == "backend"):
+            self.bad(where, k.bad.format(value=shown(value)), k.fix or did_you_mean(value, choices))
+            return None
+        if k.range and not k.range[0] <= value <= k.range[1]:
+            self.bad(where, k.bad.format(value=value), k.fix)
+            return None
+        if k.pattern and not k.pattern.fullmatch(value):
+            self.bad(where, k.bad.format(value=shown(value)), k.fix)
+            return None
+        if k.is_reserved(value):
+            self.bad(where, k.reserved_bad.format(value=value), k.reserved_fix)
+            return None
+        if k.value == "network":
+            return self.network(value, where)
+        if k.value == "mac":
+            return self.mac(value, where)
         return value
 
     def network(self, value: str | None, path: str) -> ipaddress.IPv4Network | None:

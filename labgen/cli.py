@@ -35,13 +35,14 @@ def call(target: str, *args: Any, **kw: Any) -> Any:
 
 
 def fail(e: Any) -> NoReturn:
+    from .errors import visible
     from .ui import console, errors
 
     console.file.flush()
-    for line in e.lines():
-        errors.print(f"✗ {line}", markup=False, style="red")
+    for line in e.lines():  # each names a path or a value from the input: shown, never run by the terminal
+        errors.print(f"✗ {visible(line)}", markup=False, style="red")
     if e.evidence:
-        errors.print(e.evidence.rstrip(), markup=False, style="dim")
+        errors.print(visible(e.evidence.rstrip(), keep="\n\t"), markup=False, style="dim")
     sys.exit(e.exit_code)
 
 

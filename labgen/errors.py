@@ -7,6 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def visible(text: str, keep: str = "") -> str:
+    """`text` with its control characters written as escapes, repr's way (except those in `keep`): a path
+    holding a newline or an escape sequence stays one line, and the terminal shows it instead of running it."""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 class LabError(Exception):
     """Something the user can act on: `message` names the file, key or node; `fix` says what to do;
     `evidence` is what the lab showed (log tails, `ovs-vsctl show`), printed below the line."""

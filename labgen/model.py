@@ -7,17 +7,18 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DHCP_REQUIRED = ("lease_time", "router", "server_id", "server_mac")  # OVN answers no DHCP without them
+from .keys import default, required
+
+DHCP_REQUIRED = required("switches.NAME.dhcp")  # OVN answers no DHCP without them
 
 
 @dataclass(frozen=True)
 class Underlay:
     subnet: str
     mtu: int
-    nic_name: str = ""  # an extra name for the node's underlay NIC, e.g. "enp9s0" as the tutorial shows
+    nic_name: str = default("underlay.nic_name")  # an extra name for the node's underlay NIC, e.g. "enp9s0"
 
 
-TRANSPORTS = ("tcp", "ssl")
 SB_PORT, NB_PORT = 6642, 6641
 
 
@@ -26,7 +27,7 @@ class Ovn:
     """How the chassis reach the SB: "tcp" as the tutorial does, or "ssl" (mutual TLS, certificates from a
     per-lab CA that ovs-pki made)."""
 
-    transport: str = "tcp"
+    transport: str = default("ovn.transport")
 
 
 @dataclass(frozen=True)

@@ -6,37 +6,26 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from .checker import (
-    HOSTNAME,
-    IFNAME,
-    MAX_NODES,
-    OVNNAME,
-    RESERVED_IFNAMES,
-    RESERVED_NODES,
-    UINT32,
-    Checker,
-    did_you_mean,
-    key,
-    shown,
-)
+from .checker import Checker, did_you_mean, key, shown
+from .keys import KEY, MAX_NODES
 from .model import DHCP_REQUIRED, Dhcp, Node, Port, Switch, underlay_mac
 
 
-def _named(checker: Checker, data: dict[str, Any], table: str, kind: str) -> dict[str, dict[str, Any]]:
+def _named(checker: Checker, data: dict[str, Any], table: str) -> dict[str, dict[str, Any]]:
     t = data.get(table, {})
     if not isinstance(t, dict):
-        checker.bad(table, f"must be a table of {kind}s", f"write each as [{table}.NAME]")
+        checker.bad(table, f"must be a table of {table}", f"write each as [{table}.NAME]")
         return {}
     out = {}
     for name, body in t.items():
-        out[name] = checker.table(body, f"{table}.{key(name)}", kind)
+        out[name] = checker.table(body, f"{table}.{key(name)}", f"{table}.NAME")
     return out
 
 
 def nodes(checker: Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network | None, lab: str) -> list[Node]:
     nodes: list[Node] = []
     seen_ip: dict[ipaddress.IPv4Address, str] = {}
-    tables = _named(checker, data, "nodes", "node")
+    tables = _named(checker, data, "nodes")
     if not tables:
         checker.bad("nodes", "no nodes", 'add [nodes.NAME] tables with ip = "..." (one with central = true)')
     if len(tables) > MAX_NODES:
@@ -44,23 +33,18 @@ def nodes(checker: Checker, data: dict[str, Any], underlay: ipaddress.IPv4Networ
         return []
     for i, (name, t) in enumerate(tables.items()):
         path = f"nodes.{key(name)}"
-        if not HOSTNAME.fullmatch(name):
-            checker.bad(
-                path,
-                f"{shown(name)} is not a valid hostname",
-                "use lowercase letters, digits and '-' (not at the ends), at most 63 characters",
-            )
-        elif name in RESERVED_NODES:
-            checker.bad(path, f"{name} names one of the lab's own objects", "give the node another name")
-        ip = checker.address(checker.get(t, path, "ip", str), f"{path}.ip", underlay, "underlay.subnet")
+        checker.name(name, path, "nodes.NAME")
+        ip = checker.address(checker.get(t, path, "nodes.NAME.ip"), f"{path}.ip", underlay, "underlay.subnet")
         if ip is not None:
             if ip in seen_ip:
                 checker.bad(
                     f"{path}.ip", f"{ip} is also the address of nodes.{seen_ip[ip]}", "give every node its own address"
                 )
             seen_ip[ip] = name
-        central = checker.get(t, path, "central", bool, False)
+        central = checker.get(t, path, "nodes.NAME.central")
         nodes.append(Node(name, str(ip), bool(central), underlay_mac(lab, i)))
+    if underlay is not None:
+        _host_address(checker, nodes, underlay)
     centrals = [n.name for n in nodes if n.central]
     if tables and not centrals:
         checker.bad("nodes", "no central node", "set central = true on exactly one node, e.g. [nodes.ovn-central-01]")
@@ -71,16 +55,30 @@ def nodes(checker: Checker, data: dict[str, Any], underlay: ipaddress.IPv4Networ
     return nodes
 
 
+def _host_address(checker: Checker, nodes: list[Node], underlay: ipaddress.IPv4Network) -> None:
+    """vagrant-libvirt gives the underlay's first address to the host's end of the network: no node may have it."""
+    host = underlay.network_address + 1
+    taken = {n.ip for n in nodes} | {str(host)}
+    for n in nodes:
+        if n.ip == str(host):
+            free = next((str(a) for a in underlay.hosts() if str(a) not in taken), None)
+            checker.bad(
+                f"nodes.{key(n.name)}.ip",
+                f"{host} is the host's address on the underlay (vagrant-libvirt gives the network's first address "
+                "to the host's end)",
+                f"use a free address, e.g. {free}" if free else f"use a larger underlay.subnet than {underlay}",
+            )
+
+
 def switches(
     checker: Checker, data: dict[str, Any], underlay: ipaddress.IPv4Network | None, mgmt: ipaddress.IPv4Network | None
 ) -> list[Switch]:
     switches = []
     seen: dict[ipaddress.IPv4Network, str] = {}
-    for name, t in _named(checker, data, "switches", "switch").items():
+    for name, t in _named(checker, data, "switches").items():
         path = f"switches.{key(name)}"
-        if not OVNNAME.fullmatch(name):
-            checker.bad(path, f"{shown(name)} is not a valid switch name", "use letters, digits, '_', '.' and '-'")
-        subnet = checker.network(checker.get(t, path, "subnet", str), f"{path}.subnet")
+        checker.name(name, path, "switches.NAME")
+        subnet = checker.get(t, path, "switches.NAME.subnet")
         taken = {"underlay.subnet": underlay, "vagrant.management_subnet": mgmt}
         taken |= {f"switches.{other}.subnet": net for net, other in seen.items()}
         clash = next((k for k, net in taken.items() if subnet and net and subnet.overlaps(net)), None)
@@ -94,39 +92,24 @@ def switches(
         if subnet:
             seen[subnet] = key(name)
         # stored as its items, one space apart: whitespace around them reaches OVN as it is otherwise
-        exclude = " ".join((checker.get(t, path, "exclude_ips", str, "") or "").split())
+        exclude = " ".join((checker.get(t, path, "switches.NAME.exclude_ips") or "").split())
         if exclude and subnet:
             _exclude(checker, exclude, f"{path}.exclude_ips", subnet)
         d_path = f"{path}.dhcp"
         if "dhcp" not in t:
             checker.bad(d_path, "missing", f"add [{d_path}] with {', '.join(DHCP_REQUIRED)}")
             continue
-        d = checker.table(t["dhcp"], d_path, "dhcp")
-        for opt in DHCP_REQUIRED:
-            if opt not in d:
-                checker.bad(
-                    f"{d_path}.{opt}",
-                    "missing: OVN answers no DHCP request without it",
-                    f"add {opt} = {'3600' if opt == 'lease_time' else '...'} to [{d_path}]",
-                )
-        lease = checker.get(d, d_path, "lease_time", int, 0)
-        if lease is not None and "lease_time" in d and not 0 < lease <= UINT32:
-            checker.bad(
-                f"{d_path}.lease_time", f"{lease} is not a lease time", f"use seconds, 1 to {UINT32}, e.g. 3600"
-            )
+        d = checker.table(t["dhcp"], d_path, "switches.NAME.dhcp")
+        lease = checker.get(d, d_path, "switches.NAME.dhcp.lease_time")
         router = checker.address(
-            checker.get(d, d_path, "router", str, "") or None, f"{d_path}.router", subnet, f"{path}.subnet"
+            checker.get(d, d_path, "switches.NAME.dhcp.router"), f"{d_path}.router", subnet, f"{path}.subnet"
         )
         server_id = checker.address(
-            checker.get(d, d_path, "server_id", str, "") or None, f"{d_path}.server_id", subnet, f"{path}.subnet"
+            checker.get(d, d_path, "switches.NAME.dhcp.server_id"), f"{d_path}.server_id", subnet, f"{path}.subnet"
         )
-        server_mac = checker.mac(checker.get(d, d_path, "server_mac", str, "") or None, f"{d_path}.server_mac")
-        dmtu = checker.get(d, d_path, "mtu", int, 0)
+        server_mac = checker.get(d, d_path, "switches.NAME.dhcp.server_mac")
+        dmtu = checker.get(d, d_path, "switches.NAME.dhcp.mtu")
         extra = (("mtu", str(dmtu)),) if dmtu else ()
-        if dmtu and not 576 <= dmtu <= 9000:
-            checker.bad(
-                f"{d_path}.mtu", f"{dmtu} is out of range", "use 576..9000, e.g. 1442 for geneve on a 1500 underlay"
-            )
         switches.append(
             Switch(name, str(subnet), exclude, Dhcp(lease or 0, str(router), str(server_id), server_mac or "", extra))
         )
@@ -154,38 +137,30 @@ def _exclude(checker: Checker, value: str, path: str, subnet: ipaddress.IPv4Netw
             checker.bad(path, f"{shown(item)} has more than one '..'", 'write "FIRST..LAST"')
 
 
-def ports(checker: Checker, data: dict[str, Any], nodes: list[Node], switches: list[Switch]) -> list[Port]:
+def ports(
+    checker: Checker, data: dict[str, Any], nodes: list[Node], switches: list[Switch], nic_name: str
+) -> list[Port]:
     ports = []
     node_names = [n.name for n in nodes]
     switch_names = [s.name for s in switches]
     seen_mac: dict[str, str] = {}
     seen_ns: dict[tuple[str, str], str] = {}
-    for name, t in _named(checker, data, "ports", "port").items():
+    for name, t in _named(checker, data, "ports").items():
         path = f"ports.{key(name)}"
-        if not IFNAME.fullmatch(name):
+        if checker.name(name, path, "ports.NAME") and name == nic_name:
             checker.bad(
                 path,
-                f"{shown(name)} cannot be a Linux interface name",
-                "use at most 15 letters, digits, '_', '.' or '-'",
+                f"{name} is underlay.nic_name, the underlay NIC's other name on every node",
+                KEY["ports.NAME"].reserved_fix,
             )
-        elif name in RESERVED_IFNAMES or name.startswith("ovn-"):
-            checker.bad(
-                path, f"{name} is an interface the lab makes itself", 'give the port another name, e.g. "port4"'
-            )
-        switch = checker.get(t, path, "switch", str)
+        switch = checker.get(t, path, "ports.NAME.switch")
         if switch is not None and switch not in switch_names:
             checker.bad(f"{path}.switch", f"no switch {shown(switch)}", did_you_mean(switch, switch_names))
-        node = checker.get(t, path, "node", str)
+        node = checker.get(t, path, "ports.NAME.node")
         if node is not None and node not in node_names:
             checker.bad(f"{path}.node", f"no node {shown(node)}", did_you_mean(node, node_names))
-        netns = checker.get(t, path, "netns", str)
+        netns = checker.get(t, path, "ports.NAME.netns")
         if netns is not None:
-            if not IFNAME.fullmatch(netns):
-                checker.bad(
-                    f"{path}.netns",
-                    f"{shown(netns)} is not a usable namespace name",
-                    "use at most 15 letters, digits, '_', '.' or '-'",
-                )
             if (node, netns) in seen_ns:
                 checker.bad(
                     f"{path}.netns",
@@ -193,17 +168,16 @@ def ports(checker: Checker, data: dict[str, Any], nodes: list[Node], switches: l
                     "give every port on a node its own netns",
                 )
             seen_ns[(node, netns)] = name
-        mac_raw = checker.get(t, path, "mac", str)
-        mac = None
-        if mac_raw is not None and mac_raw != "dynamic":
-            mac = checker.mac(mac_raw, f"{path}.mac")
+        mac = checker.get(t, path, "ports.NAME.mac")
+        if mac == "dynamic":
+            mac = None
+        if mac:
             if mac in seen_mac:
                 checker.bad(
                     f"{path}.mac",
                     f"{mac} is also the MAC of ports.{seen_mac[mac]}",
                     'give each port its own MAC or "dynamic"',
                 )
-            if mac:
-                seen_mac[mac] = name
+            seen_mac[mac] = name
         ports.append(Port(name, switch or "", node or "", netns or "", mac))
     return ports

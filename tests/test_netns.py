@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -95,12 +96,25 @@ def test_exec_passes_output_and_exit_code(cli: Cli) -> None:
     assert "sleep 300" in cli.exec("ovn-host-01", "ps -eo args")
 
 
-def _other_users_process() -> int:
-    """A host process of another user (root's, when the test runs as a user), not the lab's."""
-    for entry in sorted(os.listdir("/proc"), key=lambda e: -int(e) if e.isdigit() else 0):
-        if entry.isdigit() and int(entry) > 300 and os.stat(f"/proc/{entry}").st_uid != os.getuid():
-            return int(entry)
-    return 1
+@contextmanager
+def _outside_process(lab_pids: set[int]) -> Iterator[int]:
+    """A process of this user started outside the lab, whose pid number no process of the lab has now or
+    soon: in a fresh PID namespace (a container) a host pid may be a low number, even 1, the lab's tini."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        top = max(lab_pids)
+        for _ in range(500):  # each start takes the next host pid
+            p = subprocess.Popen(["sleep", "300"], start_new_session=True)
+            started.append(p)
+            if p.pid not in lab_pids and (p.pid < top or p.pid > top + 100):  # the node's new pids come after top
+                yield p.pid
+                break
+        else:
+            pytest.fail(f"no host pid apart from the lab's pids {sorted(lab_pids)}")
+    finally:
+        for p in started:
+            p.kill()
+            p.wait()
 
 
 def test_a_node_is_confined(cli: Cli) -> None:
@@ -109,9 +123,11 @@ def test_a_node_is_confined(cli: Cli) -> None:
     cli("up", "--backend", "netns")
     cli("demo")
     node = "ovn-host-01"
-    other = _other_users_process()
-    r = subprocess.run(cli.exec_argv(node, f"kill -0 {other}"), cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode != 0, f"a node could signal host pid {other}"
+    lab_pids = {int(pid) for pid in cli.exec(node, "ps -eo pid=").split()}
+    with _outside_process(lab_pids) as other:
+        assert os.stat(f"/proc/{other}/ns/pid").st_ino != pidns(cli)  # proven not the lab's
+        r = subprocess.run(cli.exec_argv(node, f"kill -0 {other}"), cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode != 0 and "No such process" in r.stderr, f"a node could signal host pid {other}: {r}"
     ps = cli.exec(node, "ps -eo pid=,args=")
     assert ps.splitlines()[0].split() == ["1", "tini", "--", "sleep", "infinity"], ps  # the lab's own PID 1
     assert "pytest" not in ps and len(ps.splitlines()) <= len(in_pidns(pidns(cli))) + 3, ps

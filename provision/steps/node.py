@@ -11,6 +11,7 @@ from typing import Any
 from .. import services
 from ..core import FactMap, Noop, Op, Plan, StepFailed, Wait, Write, cmd
 from ..facts import addr_of, link, underlay_nic
+from ..names import BR_INT, BR_PHY
 
 APT_PACKAGES = ("openvswitch-switch", "ovn-host", "isc-dhcp-client", "iputils-ping", "tcpdump")
 
@@ -190,35 +191,35 @@ def underlay(plan: Plan, facts: FactMap) -> Iterator[Op]:
         raise StepFailed(f"no interface with the underlay MAC {plan['mac']}")
     name = nic["ifname"]
     bridges = facts["bridges"]
-    if "br-phy" in bridges and name in facts["bridge_ports:br-phy"]:
+    if BR_PHY in bridges and name in facts[f"bridge_ports:{BR_PHY}"]:
         yield Noop(f"br-phy (netdev) carries the underlay NIC {name}")
     else:
         yield cmd(
             "ovs-vsctl",
             "--may-exist",
             "add-br",
-            "br-phy",
+            BR_PHY,
             "--",
             "set",
             "bridge",
-            "br-phy",
+            BR_PHY,
             "datapath_type=netdev",
             f"other_config:hwaddr={plan['mac']}",
             "--",
             "--may-exist",
             "add-port",
-            "br-phy",
+            BR_PHY,
             name,
         )
     if "UP" not in nic.get("flags", []):
         yield cmd("ip", "link", "set", name, "up")
-    if cidr in addr_of(facts["addrs"], "br-phy"):
+    if cidr in addr_of(facts["addrs"], BR_PHY):
         yield Noop(f"{cidr} is on br-phy")
     else:
-        yield cmd("ip", "addr", "replace", cidr, "dev", "br-phy")
-    phy = link(facts["addrs"], ifname="br-phy")
+        yield cmd("ip", "addr", "replace", cidr, "dev", BR_PHY)
+    phy = link(facts["addrs"], ifname=BR_PHY)
     if phy is None or "UP" not in phy.get("flags", []):
-        yield cmd("ip", "link", "set", "br-phy", "up")
+        yield cmd("ip", "link", "set", BR_PHY, "up")
     if phy is not None:
         yield from altname(plan, facts, phy)
 
@@ -264,7 +265,7 @@ def datapath_id(ip: str) -> str:
 
 
 def integration_bridge(plan: Plan, facts: FactMap) -> Iterator[Op]:
-    br = facts["bridges"].get("br-int")
+    br = facts["bridges"].get(BR_INT)
     dp = plan["datapath"]
     dpid = datapath_id(plan["ip"])
     if (
@@ -279,11 +280,11 @@ def integration_bridge(plan: Plan, facts: FactMap) -> Iterator[Op]:
         "--",
         "set",
         "bridge",
-        "br-int",
+        BR_INT,
         "fail-mode=secure",
         "other_config:disable-in-band=true",
         f"other_config:datapath-id={dpid}",
     ]
     if dp == "netdev":  # ovn-controller would otherwise create it with the kernel datapath
         extra.append("datapath_type=netdev")
-    yield cmd("ovs-vsctl", "--may-exist", "add-br", "br-int", *extra)
+    yield cmd("ovs-vsctl", "--may-exist", "add-br", BR_INT, *extra)

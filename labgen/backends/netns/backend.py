@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provision.facts import netns_names
+from provision.names import LOOPBACK, NETNS_UNDERLAY_NIC, UNDERLAY_BRIDGE, underlay_veth
 
 from ...errors import BackendFailed
 from ...lock import TASK
@@ -114,22 +115,23 @@ class NetnsBackend(Backend):
         if u not in have:
             log(f"ip netns add {u}   # the underlay {self.lab.underlay.subnet}: a bridge, no address")
             self._in("ip", "netns", "add", u)
-            self._in("ip", "-n", u, "link", "set", "lo", "up")
-            self._in("ip", "-n", u, "link", "add", "br-lab", "mtu", mtu, "type", "bridge")
-            self._in("ip", "-n", u, "link", "set", "br-lab", "up")
+            self._in("ip", "-n", u, "link", "set", LOOPBACK, "up")
+            self._in("ip", "-n", u, "link", "add", UNDERLAY_BRIDGE, "mtu", mtu, "type", "bridge")
+            self._in("ip", "-n", u, "link", "set", UNDERLAY_BRIDGE, "up")
 
         def one(i: int, node: Node) -> None:
             ns = self.netns(node.name)
             if ns not in have:
                 log(f"ip netns add {ns}")
                 self._in("ip", "netns", "add", ns)
-                self._in("ip", "-n", ns, "link", "set", "lo", "up")
-            if self._in("ip", "-n", ns, "link", "show", "eth0", check=False).returncode:
-                veth = f"v{i}-{node.name}"[:15]
+                self._in("ip", "-n", ns, "link", "set", LOOPBACK, "up")
+            nic = NETNS_UNDERLAY_NIC
+            if self._in("ip", "-n", ns, "link", "show", nic, check=False).returncode:
+                veth = underlay_veth(i, node.name)
                 # both ends created inside their namespaces: nothing ever appears in the lab's own
-                self._in("ip", "link", "add", veth, "netns", u, "type", "veth", "peer", "name", "eth0", "netns", ns)
-                self._in("ip", "-n", u, "link", "set", veth, "mtu", mtu, "master", "br-lab", "up")
-                self._in("ip", "-n", ns, "link", "set", "eth0", "address", node.mac, "mtu", mtu, "up")
+                self._in("ip", "link", "add", veth, "netns", u, "type", "veth", "peer", "name", nic, "netns", ns)
+                self._in("ip", "-n", u, "link", "set", veth, "mtu", mtu, "master", UNDERLAY_BRIDGE, "up")
+                self._in("ip", "-n", ns, "link", "set", nic, "address", node.mac, "mtu", mtu, "up")
             self._container(node.name, log)
 
         # the nodes are independent once the underlay exists
