@@ -88,7 +88,7 @@ def box(c, name=None, force=False, config=CONFIG):
 @task
 def setup(c):
     """Install the host prerequisites (apt, and pip into .venv), start libvirtd, join the libvirt group (sudo)."""
-    os.execvp("bash", ["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".ci", "setup")])
+    os.execvp("bash", ["bash", os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "setup")])
 
 
 @task(help={"config": CONFIG_HELP})

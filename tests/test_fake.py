@@ -429,7 +429,7 @@ def test_every_task_makes_one_labgen_call_that_exists(monkeypatch: pytest.Monkey
     }
     for name in tasks.ns.task_names:
         if name == "setup":
-            continue  # execs .ci/setup
+            continue  # execs scripts/setup
         made.clear()
         task = tasks.ns[name]
         task(MockContext(), *args.get(name.split(".")[-1], ()))

@@ -153,7 +153,7 @@ def test_snapshot_restore_rebuilds(cli: Cli) -> None:
     assert "inet 10.0.0.13/24" in cli.exec("ovn-host-02", "ip netns exec vm3 ip -4 addr")
 
 
-@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux not installed (.ci/setup installs it)")
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux not installed (scripts/setup installs it)")
 def test_step_mode_in_a_real_terminal(cli: Cli) -> None:
     session = "ovnlab-step-test"
     invoke = shlex.join([sys.executable, "-m", "invoke", "demo", "--step", "--config", str(cli.config)])
