@@ -1,4 +1,4 @@
-"""Tier 4: the whole tutorial on real OVS/OVN daemons in namespaces (root; seconds)."""
+"""Tier 4: the whole tutorial on real OVS/OVN daemons in namespaces (no root: a user namespace per lab; seconds)."""
 
 from __future__ import annotations
 

@@ -189,7 +189,7 @@ class NetnsBackend(Backend):
         if not os.path.exists(sshd):
             raise BackendFailed(
                 "ssh to the netns nodes needs the sshd binary",
-                "sudo apt-get install openssh-server (its daemon need not run); or use `invoke ssh NODE`",
+                "sudo bash scripts/setup (the sshd binary, no daemon left running); or use `invoke ssh NODE`",
             )
         d = self.state.ssh_dir
         for key in ("host_ed25519", "id_ed25519"):
