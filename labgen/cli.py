@@ -5,6 +5,7 @@ else is a bug in ovn-lab and shows its traceback, with a line saying so."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -22,6 +23,10 @@ def call(target: str, *args: Any, **kw: Any) -> Any:
         result = getattr(importlib.import_module(module), name)(*args, **kw)
     except LabError as e:
         fail(e)
+    except BrokenPipeError:
+        # the reader went away (`invoke status --json | head`): what it wanted was written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except KeyboardInterrupt:
         _stderr("\ninterrupted: `invoke up` finishes the lab, `invoke teardown` removes it")
         sys.exit(130)

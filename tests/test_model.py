@@ -275,3 +275,15 @@ def test_the_docs_key_table_is_generated_from_the_keys(monkeypatch: pytest.Monke
     assert docs_drift() == []
     monkeypatch.setattr(golden, "KEYS", (*KEYS[:-1], replace(KEYS[-1], help="changed")))
     assert docs_drift() == [f"{DOCS}: differs"]
+
+
+def test_a_reader_that_went_away_is_no_bug() -> None:
+    """`invoke status --json | head`: the pipe closes before the task writes; no traceback, exit 0."""
+    r, w = os.pipe()
+    os.close(r)
+    with os.fdopen(w, "wb") as out:
+        p = subprocess.run(
+            [sys.executable, "-m", "invoke", "validate"], cwd=HERE.parent, stdout=out, stderr=subprocess.PIPE, text=True
+        )
+    assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
+    assert p.returncode == 0
