@@ -171,8 +171,6 @@ FACTS: dict[str, Fact] = {
     "controller_log": Fact(
         lambda _: ("tail", "-n", "5", "/var/log/ovn/ovn-controller.log"),
         lambda out: out.strip(),
-        default="(no log)",
-        has_default=True,
         about="ovn-controller's log",
     ),
     "sb_connection": Fact(lambda _: ("ovn-sbctl", "--timeout=10", "get-connection"), lines),

@@ -22,6 +22,7 @@ from labgen.doctor import doctor
 from labgen.errors import CommandFailed, GateTimeout, GaveUp, LabError, PreflightFailed, ShowFailed, StageFailed
 from labgen.lab import open_up_lab, status
 from labgen.load import load_lab
+from labgen.observe import Observer
 from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import detrace, exercises
@@ -307,6 +308,41 @@ def test_a_healthy_lab_passes_every_check(lab: tuple[Path, Script]) -> None:
     assert all(f.ok for f in found)
     assert "1500-byte frames cross the tunnel (vm1 -> vm3)" in [f.what for f in found]
     assert len(found) == 20  # 3 nodes x (daemons, controller, chassis, tunnels), 3 ports x (bound, lease), ACLs, MTU
+
+
+def test_check_names_each_fact_it_cannot_read(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """Every read `invoke check` makes on a healthy lab (the Observer's own list of them, so a new fact cannot
+    be missed), made to fail in turn: check exits 1 and names what it could not read and where."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    observe = Observer(*open_up_lab(config))
+    assert all(f.ok for f in run_checks(observe.lab, observe.backend, observe))
+    reads = list(dict.fromkeys(observe.reads))  # each (node, argv, what) once, in the order check read them
+    assert {what for _, _, what in reads} >= {"the NB's ACLs", "the NB's port security", "the daemons' pidfiles"}
+    missed = []
+    for node, argv, what in reads:
+        healthy = script.answers[(node, argv)]
+        script.answer(node, argv, rc=1, stderr=f"{argv[0]}: database connection failed (Connection refused)")
+        with pytest.raises(SystemExit) as e:
+            tasks.check(MockContext(), config=str(config))
+        out = capsys.readouterr().out
+        if e.value.code != 1 or f"cannot read {what} on {node}" not in out or "Connection refused" not in out:
+            missed.append((node, what, e.value.code, out))
+        script.answers[(node, argv)] = healthy
+    assert not missed, missed
+    assert len(reads) == 23  # 3 nodes x (daemons, connection, external_ids, interfaces), 3 leases, 1 encap,
+    # switches, DHCP, ports, chassis, bindings, ACLs, port security
+
+
+def test_check_names_a_fact_it_cannot_parse(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    script.answer(CENTRAL, FACTS["nb_acls"].argv(""), stdout="ovn-nbctl: not JSON")  # type: ignore[misc]
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
+    assert [(f.code, f.what) for f in bad] == [("unreadable", f"cannot read the NB's ACLs on {CENTRAL}")]
+    assert "not JSON" in bad[0].evidence
 
 
 def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:

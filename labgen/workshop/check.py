@@ -91,7 +91,11 @@ def _connected(lab: Lab, observe: Observer, node: str) -> list[Finding]:
     why = f"it cannot reach {lab.sb_remote}: check ovn-remote, the underlay" + (
         " and the node's certificates (ovs-vsctl get-ssl)" if lab.ovn.transport == "ssl" else ""
     )
-    seen = f"ovn-controller {status}\n{observe.fact(node, 'controller_log')}"
+    try:
+        log = observe.fact(node, "controller_log")
+    except Unreadable as e:  # the finding stands; its evidence says why the log is missing
+        log = f"cannot read {e.what}: {e}"
+    seen = f"ovn-controller {status}\n{log}"
     return [problem("controller", node, f"ovn-controller on {node} is not connected to the SB database", why, seen)]
 
 

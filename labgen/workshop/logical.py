@@ -11,7 +11,7 @@ from provision.facts import addr_of, link
 from provision.views import NOT_ALLOCATED, Bound, drops, port_security
 
 from ..model import DHCP_REQUIRED, Lab, Port
-from ..observe import Observer
+from ..observe import Observer, Unreadable
 from .findings import Finding, guarded, ok, problem
 
 
@@ -119,8 +119,11 @@ def mtu(lab: Lab, observe: Observer) -> list[Finding]:
         dst = next((p for p in ports if src and p.node != src.node), None)
         if src is None or dst is None:
             continue
-        if not addr_of(observe.fact(src.node, "ns_addrs", src.netns), src.name):
-            continue
+        try:
+            if not addr_of(observe.fact(src.node, "ns_addrs", src.netns), src.name):
+                continue
+        except Unreadable:
+            continue  # no namespace yet (before the demo); after it, the binding check read it
         peer = addr_of(observe.fact(dst.node, "ns_addrs", dst.netns), dst.name)
         if not peer:
             continue
