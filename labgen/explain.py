@@ -40,9 +40,8 @@ class Explainer:
         self.before: Counter[str] = Counter()
         self.flows: list[tuple[str, str, str, str]] = []  # as logical() read them; the DHCP offers are among them
 
-    def sb(self, *args: str) -> str:
-        r = self.backend.run(self.central, ["ovn-sbctl", *args], timeout=30)
-        return r.stdout if r.ok else ""
+    def lflows(self) -> list[tuple[str, str, str, str]]:
+        return lflows(self.observe.fact(self.central, "lflow_list"))
 
     def keys(self) -> dict[str, PortKey]:
         """Each port's tunnel key, its datapath's and its chassis (the facts read anew: the demo changes them)."""
@@ -55,12 +54,14 @@ class Explainer:
             self.say([f"  {ln}" for ln in lines])
 
     # -- the sections -------------------------------------------------------------------------------------
+    @_shown_if_unreadable
     def start(self) -> None:
-        self.before = Counter(f"{dp}/{st}" for dp, st, _, _ in lflows(self.sb("lflow-list")))
+        self.before = Counter(f"{dp}/{st}" for dp, st, _, _ in self.lflows())
 
+    @_shown_if_unreadable
     def logical(self) -> None:
         self.backend.run(self.central, ["ovn-nbctl", "--wait=sb", "sync"], timeout=30)  # northd caught up
-        flows = self.flows = lflows(self.sb("lflow-list"))
+        flows = self.flows = self.lflows()
         now = Counter(f"{dp}/{st}" for dp, st, _, _ in flows)
         added = {k: now[k] - self.before[k] for k in now if now[k] > self.before[k]}
         dhcp = [(dp, m, a) for dp, st, m, a in flows if "put_dhcp_opts" in a]
@@ -85,9 +86,9 @@ class Explainer:
         for port, (key, dp, node) in sorted(keys.items()):
             lines.append(f"Port_Binding {port}: tunnel key {key}, datapath key {dp}, chassis {node or '(none)'}")
             if node:
-                r = self.backend.run(node, ["ovs-ofctl", "dump-flows", "br-int"], timeout=30)
+                dump = self.observe.fact(node, "openflow")
                 mine = tuple(f"{reg}=0x{key:x}{end}" for reg in ("reg14", "reg15") for end in (",", " "))
-                n = by_table(r.stdout, mine, f"metadata=0x{dp:x}") if dp else Counter()
+                n = by_table(dump, mine, f"metadata=0x{dp:x}") if dp else Counter()
                 total += sum(n.values())
                 tables = ", ".join(f"table {t}: {c}" for t, c in sorted(n.items()))
                 lines.append(

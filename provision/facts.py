@@ -196,6 +196,9 @@ FACTS: dict[str, Fact] = {
         "ovn-sbctl", "port_binding", "logical_port,tunnel_key,chassis,datapath", "the SB's port tunnel keys"
     ),
     "sb_datapaths": _list("ovn-sbctl", "datapath_binding", "_uuid,tunnel_key", "the SB's datapaths"),
+    # text, for the host to read with labgen.workshop.detrace (the parser of OVN's own tools' text)
+    "lflow_list": Fact(lambda _: ("ovn-sbctl", "lflow-list"), about="the SB's logical flows"),
+    "openflow": Fact(lambda _: ("ovs-ofctl", "dump-flows", "br-int"), about="br-int's OpenFlow rules"),
 }
 
 
