@@ -44,7 +44,7 @@ class Observer:
             raise Unreadable(node, what, shlex.join(r.argv), r.rc, r.stderr or r.stdout)
         try:
             return parse(r.stdout)
-        except (ValueError, KeyError, IndexError, TypeError) as e:
+        except (ValueError, KeyError, IndexError) as e:  # output of another shape; a TypeError is a bug
             raise Unreadable(node, what, shlex.join(r.argv), r.rc, f"unexpected output ({e!r}): {r.stdout}") from None
 
     def fact(self, node: str, name: str, arg: str = "") -> Any:
