@@ -1,37 +1,74 @@
 """The lab's state as the host sees it: facts read on the nodes through the backend, parsed with the
-provisioner's own parsers (one parser per fact), and the conditions the gates wait on. `check`, `status`,
-the demo and the exercises read the lab through this."""
+provisioner's own parsers (one parser per fact), the views derived from them (provision.views), and the
+conditions the gates wait on. `check`, `status`, trace, explain, the demo and the exercises read the lab
+through this: no other module runs a read of OVSDB or parses one."""
 
 from __future__ import annotations
 
+import json
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from provision.core import prompt
-from provision.facts import FACTS, addr_of, geneve_remotes
+from provision.facts import FACTS, addr_of
 from provision.services import sb_client
+from provision.views import Allocation, Bound, allocations, bindings, geneve_remotes
 
 from .backends.base import Backend
 from .errors import CommandFailed
 from .model import Lab
+
+DAEMONS_ABOUT = "the daemons' pidfiles"
+
+
+class Unreadable(CommandFailed):
+    """A fact that could not be read or parsed; `what` names it for a trainee ("the NB's ACLs")."""
+
+    def __init__(self, node: str, what: str, command: str, rc: int, detail: str):
+        super().__init__(node, command, rc, detail)
+        self.what = what
 
 
 class Observer:
     def __init__(self, lab: Lab, backend: Backend):
         self.lab, self.backend = lab, backend
         self.central = lab.central.name
+        self.reads: list[tuple[str, tuple[str, ...], str]] = []  # (node, argv, what) of every read, in order
+
+    def read(self, node: str, argv: Sequence[str], what: str, parse: Callable[[str], Any]) -> Any:
+        """Run a read on `node` and parse its output; Unreadable, naming `what`, when either fails."""
+        self.reads.append((node, tuple(argv), what))
+        r = self.backend.run(node, argv, timeout=30)
+        if not r.ok:
+            raise Unreadable(node, what, shlex.join(r.argv), r.rc, r.stderr or r.stdout)
+        try:
+            return parse(r.stdout)
+        except (ValueError, KeyError, IndexError) as e:  # output of another shape; a TypeError is a bug
+            raise Unreadable(node, what, shlex.join(r.argv), r.rc, f"unexpected output ({e!r}): {r.stdout}") from None
 
     def fact(self, node: str, name: str, arg: str = "") -> Any:
-        """One fact of one node; CommandFailed when it cannot be read (and has no default)."""
+        """One fact of one node; Unreadable when it cannot be read. The host ignores a fact's default (the
+        provisioner's steps take a namespace that cannot be read as one not made yet): here a failed read
+        must never pass for an empty one."""
         f = FACTS[name]
         assert f.argv is not None, f"{name} is read inside the node, not from the host"
-        r = self.backend.run(node, f.argv(arg), timeout=30)
-        if not r.ok and f.has_default:
-            return f.default
-        if not r.ok:
-            raise CommandFailed(node, shlex.join(r.argv), r.rc, r.stderr)
-        return f.parse(r.stdout)
+        return self.read(node, f.argv(arg), (f.about or name).format(arg), f.parse)
+
+    def daemons(self, node: str, names: list[str]) -> dict[str, bool]:
+        """Which of the daemons `names` run on `node`, by their pidfiles (the node's provisioner reads them)."""
+        argv = [*self.backend.provisioner(node), "facts", *(f"pid_alive:{d}" for d in names)]
+        got = self.read(node, argv, DAEMONS_ABOUT, json.loads)
+        return {d: bool(got[f"pid_alive:{d}"]) for d in names}
+
+    # -- views --------------------------------------------------------------------------------------------
+    def allocations(self) -> dict[str, Allocation]:
+        """Port -> the MAC and IP OVN allocated it (IP "" while it has none)."""
+        return allocations(self.fact(self.central, "nb_ports"))
+
+    def bindings(self) -> dict[str, Bound]:
+        """Logical port -> the chassis (by name) it is bound on, and up."""
+        return bindings(self.fact(self.central, "sb_bindings"), self.fact(self.central, "sb_chassis"))
 
     def dump(self, node: str) -> Callable[[], str]:
         """What helps when a wait on `node` failed: its OVS, its controller's log, the SB as it and central
@@ -64,14 +101,9 @@ class Observer:
         return have == want, f"geneve remote_ip {have or 'none'}, want {want}"
 
     # -- logical layer ------------------------------------------------------------------------------------
-    def dynamic_addresses(self) -> tuple[bool, str, dict[str, tuple[str, str]]]:
-        """(all allocated, observation, port -> (MAC, IP) that OVN allocated so far)."""
-        rows = {r["name"]: r for r in self.fact(self.central, "nb_ports")}
-        got: dict[str, tuple[str, str]] = {}
-        for p in self.lab.ports:
-            dyn = rows.get(p.name, {}).get("dynamic_addresses")
-            if isinstance(dyn, str) and len(dyn.split()) >= 2:
-                got[p.name] = (dyn.split()[0], dyn.split()[1])
+    def dynamic_addresses(self) -> tuple[bool, str, dict[str, Allocation]]:
+        """(all allocated, observation, port -> its Allocation, for the ports with an IP so far)."""
+        got = {p: a for p, a in self.allocations().items() if a.ip}
         missing = [p.name for p in self.lab.ports if p.name not in got]
         obs = f"no dynamic_addresses yet: {', '.join(missing)}" if missing else "all allocated"
         return not missing, obs, got
@@ -82,14 +114,12 @@ class Observer:
         return r.ok, "every chassis caught up" if r.ok else (r.stderr.strip() or f"exit {r.rc}")
 
     def ports_up(self) -> tuple[bool, str]:
-        chassis = {r["_uuid"]: r["name"] for r in self.fact(self.central, "sb_chassis")}
-        rows = {r["logical_port"]: r for r in self.fact(self.central, "sb_bindings")}
+        bound = self.bindings()
         bad = []
         for p in self.lab.ports:
-            r = rows.get(p.name)
-            where = chassis.get(r["chassis"]) if r and isinstance(r["chassis"], str) else None
-            if where != p.node or (r and r.get("up") is not True):
-                bad.append(f"{p.name} on {where or 'no chassis'} (want {p.node}, up={r.get('up') if r else None})")
+            where, up = bound.get(p.name, Bound(None, None))
+            if where != p.node or (p.name in bound and up is not True):
+                bad.append(f"{p.name} on {where or 'no chassis'} (want {p.node}, up={up})")
         return not bad, "; ".join(bad) or "all ports up on their chassis"
 
     def leases(self, node: str, want: dict[str, str]) -> tuple[bool, str]:

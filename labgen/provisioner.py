@@ -110,8 +110,7 @@ class Provisioner:
         if not self.macs and any(p.mac is None for p in self.lab.ports_on(node)):
             # ports with a dynamic MAC: bind them with the MAC OVN chose (empty until northd allocated it)
             with contextlib.suppress(CommandFailed):  # no NB yet (during `up`): no bindings to make either
-                found = Observer(self.lab, self.backend).dynamic_addresses()[2]
-                self.macs = {p: mac for p, (mac, _) in found.items()}
+                self.macs = {p: a.mac for p, a in Observer(self.lab, self.backend).allocations().items()}
         backend = self.backend
         plan = node_plan(
             self.lab,

@@ -103,13 +103,15 @@ def show(*argv: str, timeout: float = 60) -> Show:
 
 class Fact(NamedTuple):
     """A named piece of node state: `argv` to read it (None: `read` computes it), `parse` turns the
-    command's stdout into a value. A failing command gives `default` if one is set."""
+    command's stdout into a value. A failing command gives `default` if one is set. `about` names it for a
+    trainee ("the NB's ACLs"; {} is the argument), as a finding says that it cannot be read."""
 
     argv: Callable[[str], Sequence[str]] | None
     parse: Callable[[str], Any] = lambda out: out
     read: Callable[[str], Any] | None = None
     default: Any = None
     has_default: bool = False
+    about: str = ""
 
 
 class StepFailed(Exception):

@@ -88,8 +88,16 @@ def _nb_argv() -> tuple[str, ...]:
     return tuple(argv[:-1])
 
 
-def _list(db: str, table: str, columns: str) -> Fact:
-    return Fact(lambda _: (db, "--format=json", f"--columns={columns}", "list", table), ovsdb_json)
+def _list(db: str, table: str, columns: str, about: str) -> Fact:
+    return Fact(lambda _: (db, "--format=json", f"--columns={columns}", "list", table), ovsdb_json, about=about)
+
+
+def _ofport(out: str) -> int:
+    """`ovs-vsctl --bare --columns=ofport find ...` of one interface: its OpenFlow port number."""
+    port = int(out.strip())  # no such interface: "" -> ValueError, an unreadable fact
+    if port < 1:
+        raise ValueError(f"ofport {port}: OVS could not add the interface")
+    return port
 
 
 FACTS: dict[str, Fact] = {
@@ -97,7 +105,7 @@ FACTS: dict[str, Fact] = {
     "tools": Fact(None, read=tool_paths),
     "exists": Fact(None, read=exists),
     "file": Fact(None, read=read_text),
-    "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d))),
+    "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d)), about="the pidfile of {}"),
     "pid_of": Fact(None, read=pid_of),  # the process a pidfile names, proven (a dhclient)
     "unit": Fact(None, read=unit_state),
     "passwd_locked": Fact(lambda user: ("passwd", "-S", user), lambda out: out.split()[1:2] == ["L"]),
@@ -105,6 +113,7 @@ FACTS: dict[str, Fact] = {
     "ovs_ids": Fact(
         lambda _: ("ovs-vsctl", "--timeout=10", "--format=json", "--columns=external_ids", "list", "open_vswitch"),
         lambda out: ovsdb_json(out)[0]["external_ids"],
+        about="the Open_vSwitch external_ids",
     ),
     "bridges": Fact(
         lambda _: (
@@ -116,6 +125,7 @@ FACTS: dict[str, Fact] = {
             "bridge",
         ),
         lambda out: {r["name"]: r for r in ovsdb_json(out)},
+        about="the OVS bridges",
     ),
     "bridge_ports": Fact(
         lambda br: ("ovs-vsctl", "--timeout=10", "list-ports", br), lines, default=[], has_default=True
@@ -130,26 +140,65 @@ FACTS: dict[str, Fact] = {
             "interface",
         ),
         lambda out: {r["name"]: r for r in ovsdb_json(out)},
+        about="the OVS interfaces",
     ),
-    "addrs": Fact(lambda _: ("ip", "-j", "addr"), ip_json),
+    # the OpenFlow port of each interface (explain shows the tunnel's)
+    "ofports": _list("ovs-vsctl", "interface", "name,options,ofport,type", "the OVS interfaces' OpenFlow ports"),
+    # the OpenFlow port of the geneve tunnel to the chassis whose encap IP is the argument
+    "geneve_ofport": Fact(
+        lambda ip: (
+            *("ovs-vsctl", "--bare", "--columns=ofport", "find", "interface", "type=geneve"),
+            f"options:remote_ip={ip}",
+        ),
+        _ofport,
+        about="the geneve port to {}",
+    ),
+    "addrs": Fact(lambda _: ("ip", "-j", "addr"), ip_json, about="the node's addresses"),
     "netns": Fact(lambda _: ("ip", "-j", "netns", "list"), netns_names),
     "ns_pids": Fact(
         lambda ns: ("ip", "netns", "pids", ns), lambda out: [int(x) for x in out.split()], default=[], has_default=True
     ),
-    "ns_addrs": Fact(lambda ns: ("ip", "-n", ns, "-j", "addr"), ip_json, default=[], has_default=True),
+    # [] when the namespace does not exist (yet)
+    "ns_addrs": Fact(
+        lambda ns: ("ip", "-n", ns, "-j", "addr"), ip_json, default=[], has_default=True, about="the links in {}"
+    ),
     # ovn (central, local unix sockets)
+    "controller_status": Fact(
+        lambda _: ("ovn-appctl", "-t", "ovn-controller", "connection-status"),
+        lambda out: out.strip(),
+        about="ovn-controller's connection status",
+    ),
+    "controller_log": Fact(
+        lambda _: ("tail", "-n", "5", "/var/log/ovn/ovn-controller.log"),
+        lambda out: out.strip(),
+        about="ovn-controller's log",
+    ),
     "sb_connection": Fact(lambda _: ("ovn-sbctl", "--timeout=10", "get-connection"), lines),
     "nb_connection": Fact(lambda _: ("ovn-nbctl", "--timeout=10", "get-connection"), lines),
     # (private key, certificate, CA certificate) each database client of the node is told to use
     "ssl": Fact(lambda ctl: (ctl, "--timeout=10", "get-ssl"), lambda out: ssl_paths(out)),
-    "nb_switches": _list("ovn-nbctl", "logical_switch", "_uuid,name,other_config,ports"),
-    "nb_ports": _list("ovn-nbctl", "logical_switch_port", "_uuid,name,addresses,dynamic_addresses,dhcpv4_options,up"),
-    "nb_dhcp": _list("ovn-nbctl", "dhcp_options", "_uuid,cidr,options"),
+    "nb_switches": _list("ovn-nbctl", "logical_switch", "_uuid,name,other_config,ports", "the NB's logical switches"),
+    "nb_ports": _list(
+        "ovn-nbctl",
+        "logical_switch_port",
+        "_uuid,name,addresses,dynamic_addresses,dhcpv4_options,up",
+        "the NB's logical switch ports",
+    ),
+    "nb_dhcp": _list("ovn-nbctl", "dhcp_options", "_uuid,cidr,options", "the NB's DHCP options"),
     # the three above in one ovn-nbctl call (the logical step reads all three before it changes anything)
     "nb": Fact(lambda _: _nb_argv(), lambda out: dict(zip(NB_TABLES, map(ovsdb_json, out.splitlines()), strict=True))),
-    "sb_chassis": _list("ovn-sbctl", "chassis", "_uuid,name,hostname,encaps"),
-    "sb_encaps": _list("ovn-sbctl", "encap", "chassis_name,ip,type"),
-    "sb_bindings": _list("ovn-sbctl", "port_binding", "logical_port,chassis,mac,up"),
+    "nb_acls": _list("ovn-nbctl", "acl", "direction,priority,match,action", "the NB's ACLs"),
+    "nb_port_security": _list("ovn-nbctl", "logical_switch_port", "name,port_security", "the NB's port security"),
+    "sb_chassis": _list("ovn-sbctl", "chassis", "_uuid,name,hostname,encaps", "the SB's chassis"),
+    "sb_encaps": _list("ovn-sbctl", "encap", "chassis_name,ip,type", "the SB's Encap rows"),
+    "sb_bindings": _list("ovn-sbctl", "port_binding", "logical_port,chassis,mac,up", "the SB's port bindings"),
+    "sb_port_keys": _list(
+        "ovn-sbctl", "port_binding", "logical_port,tunnel_key,chassis,datapath", "the SB's port tunnel keys"
+    ),
+    "sb_datapaths": _list("ovn-sbctl", "datapath_binding", "_uuid,tunnel_key", "the SB's datapaths"),
+    # text, for the host to read with labgen.workshop.detrace (the parser of OVN's own tools' text)
+    "lflow_list": Fact(lambda _: ("ovn-sbctl", "lflow-list"), about="the SB's logical flows"),
+    "openflow": Fact(lambda _: ("ovs-ofctl", "dump-flows", "br-int"), about="br-int's OpenFlow rules"),
 }
 
 
@@ -157,11 +206,6 @@ def ssl_paths(out: str) -> tuple[str, str, str]:
     """`ovs-vsctl get-ssl` (or ovn-nbctl/ovn-sbctl): "Private key: PATH" lines; empty when unset."""
     got = dict(ln.split(": ", 1) for ln in out.splitlines() if ": " in ln)
     return (got.get("Private key", ""), got.get("Certificate", ""), got.get("CA Certificate", ""))
-
-
-def geneve_remotes(interfaces: dict[str, dict[str, Any]]) -> list[str]:
-    """remote_ip of every geneve interface in the `interfaces` fact."""
-    return sorted(r["options"].get("remote_ip", "") for r in interfaces.values() if r.get("type") == "geneve")
 
 
 def addr_of(links: list[dict[str, Any]], ifname: str) -> list[str]:

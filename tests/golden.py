@@ -69,6 +69,14 @@ FACT_CASES = {
     "sb_chassis": ("", "healthy", "ovn-central-01"),
     "sb_encaps": ("", "healthy", "ovn-central-01"),
     "sb_bindings": ("", "healthy", "ovn-central-01"),
+    "nb_acls": ("", "exercise-acl-drops-dhcp", "ovn-central-01"),
+    "nb_port_security": ("", "exercise-port-security", "ovn-central-01"),
+    "sb_port_keys": ("", "demo", "ovn-central-01"),
+    "sb_datapaths": ("", "demo", "ovn-central-01"),
+    "ofports": ("", "demo", "ovn-host-01"),
+    "geneve_ofport": ("192.168.1.62", "trace", "ovn-host-02"),
+    "controller_status": ("", "fault-controller-unreachable", "ovn-host-02"),
+    "controller_log": ("", "fault-controller-unreachable", "ovn-host-02"),
 }
 
 

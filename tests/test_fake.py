@@ -23,6 +23,7 @@ from labgen.doctor import doctor
 from labgen.errors import CommandFailed, GateTimeout, GaveUp, LabError, PreflightFailed, ShowFailed, StageFailed
 from labgen.lab import open_up_lab
 from labgen.load import load_lab
+from labgen.observe import Observer
 from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import detrace, exercises
@@ -189,6 +190,18 @@ def test_demo_step_runs_every_section_in_turn(lab: tuple[Path, Script], monkeypa
     assert md.count("```") % 2 == 0 and "## 6. Trace a DHCP request (on central)" in md
 
 
+def test_demo_explains_what_it_cannot_read(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """A fact the explanation cannot read is named where the explanation would be; the demo goes on."""
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.answer(CENTRAL, FACTS["sb_port_keys"].argv(""), rc=1, stderr="ovn-sbctl: database connection failed")  # type: ignore[misc]
+    demo(config)
+    out = capsys.readouterr().out
+    assert "underneath: cannot read the SB's port tunnel keys on ovn-central-01" in out
+    assert "database connection failed" in out and "demo done" in out
+
+
 def test_demo_ping_failure_names_both_ends(lab: tuple[Path, Script]) -> None:
     config, script = lab
     is_up(config)
@@ -309,6 +322,41 @@ def test_a_healthy_lab_passes_every_check(lab: tuple[Path, Script]) -> None:
     assert all(f.ok for f in found)
     assert "1500-byte frames cross the tunnel (vm1 -> vm3)" in [f.what for f in found]
     assert len(found) == 20  # 3 nodes x (daemons, controller, chassis, tunnels), 3 ports x (bound, lease), ACLs, MTU
+
+
+def test_check_names_each_fact_it_cannot_read(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """Every read `invoke check` makes on a healthy lab (the Observer's own list of them, so a new fact cannot
+    be missed), made to fail in turn: check exits 1 and names what it could not read and where."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    observe = Observer(*open_up_lab(config))
+    assert all(f.ok for f in run_checks(observe.lab, observe.backend, observe))
+    reads = list(dict.fromkeys(observe.reads))  # each (node, argv, what) once, in the order check read them
+    assert {what for _, _, what in reads} >= {"the NB's ACLs", "the NB's port security", "the daemons' pidfiles"}
+    missed = []
+    for node, argv, what in reads:
+        healthy = script.answers[(node, argv)]
+        script.answer(node, argv, rc=1, stderr=f"{argv[0]}: database connection failed (Connection refused)")
+        with pytest.raises(SystemExit) as e:
+            tasks.check(MockContext(), config=str(config))
+        out = capsys.readouterr().out
+        if e.value.code != 1 or f"cannot read {what} on {node}" not in out or "Connection refused" not in out:
+            missed.append((node, what, e.value.code, out))
+        script.answers[(node, argv)] = healthy
+    assert not missed, missed
+    assert len(reads) == 23  # 3 nodes x (daemons, connection, external_ids, interfaces), 3 leases, 1 encap,
+    # switches, DHCP, ports, chassis, bindings, ACLs, port security
+
+
+def test_check_names_a_fact_it_cannot_parse(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    script.answer(CENTRAL, FACTS["nb_acls"].argv(""), stdout="ovn-nbctl: not JSON")  # type: ignore[misc]
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
+    assert [(f.code, f.what) for f in bad] == [("unreadable", f"cannot read the NB's ACLs on {CENTRAL}")]
+    assert "not JSON" in bad[0].evidence
 
 
 def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
@@ -525,3 +573,20 @@ def test_trace_reads_ovn_trace_and_detrace_as_recorded(lab: tuple[Path, Script])
 def test_the_tunnel_is_read_from_either_datapath(actions: str) -> None:
     t = detrace.tunnel(actions)
     assert t is not None and (t.remote, t.vni, t.option, t.ports()) == ("192.168.1.63", "0x1", "0x10003", (1, 3))
+
+
+def test_lflow_list_and_dump_flows_are_read_as_recorded() -> None:
+    """explain's two text parsers (labgen.workshop.detrace), on the outputs recorded for the lflow_list and
+    openflow facts."""
+    rows = json.loads((HERE / "recorded" / "demo.json").read_text())
+
+    def raw(node: str, fact: str) -> str:
+        argv = list(FACTS[fact].argv(""))  # type: ignore[misc]
+        return str(next(r["answers"][-1]["stdout"] for r in rows if r["node"] == node and r["argv"] == argv))
+
+    flows = detrace.lflows(raw(CENTRAL, "lflow_list"))
+    offers = [(dp, m) for dp, st, m, a in flows if "put_dhcp_opts" in a]
+    assert {dp for dp, _ in offers} == {"net0"} and len(offers) == 6, offers  # DISCOVER and renewal, per port
+    assert ("net0", "ls_in_l2_lkup") in {(dp, st) for dp, st, _, _ in flows}
+    mine = tuple(f"{reg}=0x3{end}" for reg in ("reg14", "reg15") for end in (",", " "))  # port3's key
+    assert sum(detrace.by_table(raw(HOST2, "openflow"), mine, "metadata=0x1").values()) > 0

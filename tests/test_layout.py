@@ -119,3 +119,60 @@ def test_bench_and_test_scripts_import_what_exists() -> None:
                 module = importlib.import_module(node.module or "")
                 for alias in node.names:
                     assert hasattr(module, alias.name), f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+
+
+# -- one read layer: OVSDB is read and parsed only as facts --------------------------------------------------
+OVSDB_CLIENTS = {"ovs-vsctl", "ovn-nbctl", "ovn-sbctl"}
+TABLE_READS = {"list", "find", "get"}  # the table commands whose output is parsed
+READ_FLAGS = ("--format=json", "--format", "--bare", "--columns")
+# the facts; the tutorial's own commands that provision/steps/ runs and echoes; the ovn-trace text parser
+READ_LAYER = ("provision/facts.py", "provision/steps/", "labgen/workshop/detrace.py")
+
+
+def ovsdb_reads(path: Path, root: Path = ROOT) -> list[str]:
+    """Where a module reads OVSDB by hand: an ovs-vsctl/ovn-nbctl/ovn-sbctl table read (list, find, get), a
+    --format=json/--bare/--columns flag, json.loads of a command's stdout (backends read their host)."""
+    rel = path.relative_to(root).as_posix()
+    if rel.startswith(READ_LAYER):
+        return []
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(READ_FLAGS):
+            found.append(f"{rel}:{node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.List | ast.Tuple):
+            words = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            if words[:1] and words[0] in OVSDB_CLIENTS and TABLE_READS & set(words):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+        elif (
+            isinstance(node, ast.Call)
+            and ast.unparse(node.func) == "json.loads"
+            and "stdout" in ast.unparse(node)
+            and not rel.startswith("labgen/backends/")
+        ):
+            found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_ovsdb_is_read_only_through_facts() -> None:
+    """No module but provision/facts.py reads OVSDB tables or parses their output: every other module gets
+    them as facts (labgen.observe.Observer on the host) and the views derived from them (provision.views)."""
+    found = [hit for path in SOURCES for hit in ovsdb_reads(path)]
+    assert not found, "read these as facts (provision/facts.py):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'ARGV = ["ovn-nbctl", "--columns=name", "list", "acl"]',
+        'backend.run(node, ["ovn-sbctl", "find", "chassis", "name=x"])',
+        'argv = ("ovs-vsctl", "get", "interface", "p1", "ofport")',
+        "rows = json.loads(r.stdout)",
+    ],
+)
+def test_the_read_scan_finds_a_hand_made_read(tmp_path: Path, source: str) -> None:
+    (tmp_path / "labgen" / "workshop").mkdir(parents=True)
+    (tmp_path / "labgen" / "workshop" / "x.py").write_text(f"import json\n{source}\n")
+    assert ovsdb_reads(tmp_path / "labgen" / "workshop" / "x.py", tmp_path)
+    (tmp_path / "provision").mkdir()
+    (tmp_path / "provision" / "facts.py").write_text(f"import json\n{source}\n")
+    assert not ovsdb_reads(tmp_path / "provision" / "facts.py", tmp_path)

@@ -9,12 +9,18 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from invoke import MockContext
 
+import tasks
+from labgen.backends.base import Result
+from labgen.backends.netns.backend import NetnsBackend
 from labgen.workshop.exercises import EXERCISES
+from provision.facts import FACTS
 from tests.e2e import ROOT, Cli, check_demo, demo_lab, netns_missing
 
 MISSING = netns_missing()  # user namespaces, OVS/OVN: as the trainee who runs it
@@ -106,6 +112,29 @@ def test_demo_explains_what_ovn_made_of_each_step(cli: Cli, tmp_path: Path) -> N
     assert "VNI 1 = the datapath key of net0" in out and "= 0x10003 (from port1's key 1 to port3's key 3)" in out
     short = cli("demo").stdout
     assert "(invoke demo --explain shows how)" in short and "Port_Binding port3: tunnel key" not in short
+
+
+@pytest.mark.parametrize("fact", ["nb_acls", "sb_bindings"])
+def test_check_names_a_database_read_that_fails(cli: Cli, fact: str, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """On the running lab, one read of the NB (or SB) sent where no database listens: the real ovn-nbctl
+    fails for real, every other read is the lab's. check exits 1 and names what it could not read."""
+    argv = tuple(FACTS[fact].argv(""))  # type: ignore[misc]
+    real = NetnsBackend.run
+
+    def run(self: NetnsBackend, node: str, cmd: Sequence[str], **kw: Any) -> Result:
+        if tuple(cmd) == argv:
+            cmd = [argv[0], "--db=unix:/run/ovn/no-such-db.sock", *argv[1:]]
+        return real(self, node, cmd, **kw)
+
+    monkeypatch.setattr(NetnsBackend, "run", run)
+    with pytest.raises(SystemExit) as e:
+        tasks.check(MockContext(), config=str(cli.config))
+    out = capsys.readouterr().out
+    assert e.value.code == 1, out
+    assert f"cannot read {FACTS[fact].about} on ovn-central-01" in out, out
+    assert "no-such-db.sock" in out, out  # the evidence: the command and its error
+    monkeypatch.undo()
+    assert cli("check").returncode == 0
 
 
 def test_mtu_is_checked_across_the_tunnel(cli: Cli) -> None:

@@ -1,10 +1,13 @@
-"""Reading what OVN's own tracing tools print: `ovn-trace --detailed` (the logical pipelines) and
-`ovs-appctl ofproto/trace` after `ovn-detrace` (each OpenFlow table, with the logical flow behind it).
-Pure functions over their text, pinned to recorded outputs in the fake tier."""
+"""Reading the text OVN's own tools print, for trace and explain: `ovn-trace --detailed` (the logical
+pipelines), `ovs-appctl ofproto/trace` after `ovn-detrace` (each OpenFlow table, with the logical flow
+behind it), `ovn-sbctl lflow-list` and `ovs-ofctl dump-flows`; and what each pipeline stage does.
+Pure functions over their text, pinned to recorded outputs in the fake tier. (OVSDB tables are read as
+facts, provision/facts.py, never here.)"""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 # OpenFlow table N of ovn-controller runs logical ingress table N - 8, egress table N - 42 (OVN 23.03)
@@ -187,3 +190,29 @@ def bindings(t: Table) -> list[str]:
         if m:
             out.append(f"= {m[1]} (tunnel key {m[2]}), bound on {m[3] or 'no chassis'}")
     return out
+
+
+LFLOW_LINE = re.compile(r"^\s+table=\s*(\d+)\s*\((\w+)\s*\), priority=\s*(\d+)\s*, match=\((.*)\), action=\((.*)\)$")
+
+
+def lflows(text: str) -> list[tuple[str, str, str, str]]:
+    """`ovn-sbctl lflow-list` -> (datapath, stage, match, action) for every logical flow."""
+    out, dp = [], ""
+    for line in text.splitlines():
+        if line.startswith("Datapath: "):
+            dp = line.split('"')[1]
+        elif m := LFLOW_LINE.match(line):
+            out.append((dp, m[2], m[4], m[5]))
+    return out
+
+
+def by_table(dump: str, keys: tuple[str, ...], datapath: str) -> Counter[int]:
+    """OpenFlow rules of `ovs-ofctl dump-flows br-int` on `datapath` (metadata=0x1) that match any of `keys`
+    (a port's key in reg14 or reg15: keys repeat across switches), counted per table."""
+    n: Counter[int] = Counter()
+    for line in dump.splitlines():
+        m = re.search(r"table=(\d+),", line)
+        match = line.split(" actions=")[0] + ","
+        if m and f"{datapath}," in match and any(k in match for k in keys):
+            n[int(m[1])] += 1
+    return n

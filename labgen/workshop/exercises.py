@@ -49,8 +49,8 @@ def _no_room(lab: Lab, backend: Backend, p: Port) -> list[tuple[str, list[str]]]
     """Every address of the port's subnet excluded but those the other ports hold (northd drops an
     allocation that falls into exclude_ips), and the port's own allocation cleared: northd finds none."""
     net = ipaddress.ip_network(next(s.subnet for s in lab.switches if s.name == p.switch))
-    held = {ipaddress.ip_address(ip) for port, (_, ip) in Observer(lab, backend).dynamic_addresses()[2].items()
-            if port != p.name}  # fmt: skip
+    got = Observer(lab, backend).allocations()
+    held = {ipaddress.ip_address(a.ip) for port, a in got.items() if a.ip and port != p.name}
     free = [a for a in net.hosts() if a not in held]
     ranges, start = [], free[0]
     for a, b in zip(free, [*free[1:], None], strict=True):

@@ -5,58 +5,48 @@ builds; the geneve tunnel a ping crosses, with its VNI and option. Read-only."""
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+
+from provision.facts import addr_of
+from provision.views import PortKey, port_keys, tunnels
 
 from ..backends.base import Backend
 from ..model import Lab
-from .detrace import STAGE_ROLE
-
-LFLOW = re.compile(r"^\s+table=\s*(\d+)\s*\((\w+)\s*\), priority=\s*(\d+)\s*, match=\((.*)\), action=\((.*)\)$")
-
-
-def lflows(text: str) -> list[tuple[str, str, str, str]]:
-    """`ovn-sbctl lflow-list` -> (datapath, stage, match, action) for every logical flow."""
-    out, dp = [], ""
-    for line in text.splitlines():
-        if line.startswith("Datapath: "):
-            dp = line.split('"')[1]
-        elif m := LFLOW.match(line):
-            out.append((dp, m[2], m[4], m[5]))
-    return out
+from ..observe import Observer, Unreadable
+from .detrace import STAGE_ROLE, by_table, lflows
 
 
-def by_table(dump: str, keys: tuple[str, ...], datapath: str) -> Counter[int]:
-    """OpenFlow rules of `ovs-ofctl dump-flows br-int` on `datapath` (metadata=0x1) that match any of `keys`
-    (a port's key in reg14 or reg15: keys repeat across switches), counted per table."""
-    n: Counter[int] = Counter()
-    for line in dump.splitlines():
-        m = re.search(r"table=(\d+),", line)
-        match = line.split(" actions=")[0] + ","
-        if m and f"{datapath}," in match and any(k in match for k in keys):
-            n[int(m[1])] += 1
-    return n
+def _shown_if_unreadable(section: Callable[[Explainer], None]) -> Callable[[Explainer], None]:
+    """A section whose facts cannot be read says so: the demo goes on (explaining is read-only)."""
+
+    @functools.wraps(section)
+    def told(self: Explainer) -> None:
+        try:
+            section(self)
+        except Unreadable as e:
+            self.say([f"underneath: cannot read {e.what} on {e.node}: {e}"])
+
+    return told
 
 
 class Explainer:
     def __init__(self, lab: Lab, backend: Backend, say: Callable[[list[str]], None], *, full: bool):
         self.lab, self.backend, self.say, self.full = lab, backend, say, full
+        self.observe = Observer(lab, backend)
         self.central = lab.central.name
         self.before: Counter[str] = Counter()
         self.flows: list[tuple[str, str, str, str]] = []  # as logical() read them; the DHCP offers are among them
 
-    def sb(self, *args: str) -> str:
-        r = self.backend.run(self.central, ["ovn-sbctl", *args], timeout=30)
-        return r.stdout if r.ok else ""
+    def lflows(self) -> list[tuple[str, str, str, str]]:
+        return lflows(self.observe.fact(self.central, "lflow_list"))
 
-    def rows(self, table: str, columns: str, node: str = "", ctl: str = "ovn-sbctl") -> list[list[Any]]:
-        """A table's rows as ovn-sbctl (or ovs-vsctl on `node`) prints them in JSON; [] when it cannot."""
-        argv = [ctl, "--format=json", f"--columns={columns}", "list", table]
-        r = self.backend.run(node or self.central, argv, timeout=30)
-        return json.loads(r.stdout)["data"] if r.ok and r.stdout.strip() else []
+    def keys(self) -> dict[str, PortKey]:
+        """Each port's tunnel key, its datapath's and its chassis (the facts read anew: the demo changes them)."""
+        central, fact = self.central, self.observe.fact
+        return port_keys(fact(central, "sb_port_keys"), fact(central, "sb_datapaths"), fact(central, "sb_chassis"))
 
     def tell(self, short: str, lines: list[str]) -> None:
         self.say([f"underneath: {short}" + ("" if self.full else "  (invoke demo --explain shows how)")])
@@ -64,12 +54,14 @@ class Explainer:
             self.say([f"  {ln}" for ln in lines])
 
     # -- the sections -------------------------------------------------------------------------------------
+    @_shown_if_unreadable
     def start(self) -> None:
-        self.before = Counter(f"{dp}/{st}" for dp, st, _, _ in lflows(self.sb("lflow-list")))
+        self.before = Counter(f"{dp}/{st}" for dp, st, _, _ in self.lflows())
 
+    @_shown_if_unreadable
     def logical(self) -> None:
         self.backend.run(self.central, ["ovn-nbctl", "--wait=sb", "sync"], timeout=30)  # northd caught up
-        flows = self.flows = lflows(self.sb("lflow-list"))
+        flows = self.flows = self.lflows()
         now = Counter(f"{dp}/{st}" for dp, st, _, _ in flows)
         added = {k: now[k] - self.before[k] for k in now if now[k] > self.before[k]}
         dhcp = [(dp, m, a) for dp, st, m, a in flows if "put_dhcp_opts" in a]
@@ -87,34 +79,24 @@ class Explainer:
         )
         self.tell(f"{what}; {len(dhcp)} answer DHCP (put_dhcp_opts)", lines)
 
+    @_shown_if_unreadable
     def bind(self) -> None:
-        rows = self.rows("port_binding", "logical_port,tunnel_key,chassis,datapath")
-        chassis = self.rows("chassis", "_uuid,name")
-        names = {c[0][1]: c[1] for c in chassis}
-        dps = self.rows("datapath_binding", "_uuid,tunnel_key")
-        dp_key = {d[0][1]: d[1] for d in dps}
         lines, total = [], 0
-        ports = {p.name: p for p in self.lab.ports}
-        for port, key, ch, dp in sorted(rows, key=lambda r: r[0]):
-            if port not in ports:
-                continue
-            node = names.get(ch[1], "") if isinstance(ch, list) and ch[0] == "uuid" else ""
-            lines.append(
-                f"Port_Binding {port}: tunnel key {key}, datapath key {dp_key.get(dp[1])}, chassis {node or '(none)'}"
-            )
+        keys = {port: k for port, k in self.keys().items() if port in {p.name for p in self.lab.ports}}
+        for port, (key, dp, node) in sorted(keys.items()):
+            lines.append(f"Port_Binding {port}: tunnel key {key}, datapath key {dp}, chassis {node or '(none)'}")
             if node:
-                r = self.backend.run(node, ["ovs-ofctl", "dump-flows", "br-int"], timeout=30)
-                d = dp_key.get(dp[1])
+                dump = self.observe.fact(node, "openflow")
                 mine = tuple(f"{reg}=0x{key:x}{end}" for reg in ("reg14", "reg15") for end in (",", " "))
-                n = by_table(r.stdout, mine, f"metadata=0x{d:x}") if d else Counter()
+                n = by_table(dump, mine, f"metadata=0x{dp:x}") if dp else Counter()
                 total += sum(n.values())
                 tables = ", ".join(f"table {t}: {c}" for t, c in sorted(n.items()))
                 lines.append(
                     f"  {sum(n.values())} OpenFlow rules on {node} match its key (reg14/reg15=0x{key:x}): {tables}"
                 )
-        bound = sum(1 for ln in lines if ln.startswith("Port_Binding"))
-        self.tell(f"{bound} Port_Binding rows claimed; {total} OpenFlow rules for them on their chassis", lines)
+        self.tell(f"{len(keys)} Port_Binding rows claimed; {total} OpenFlow rules for them on their chassis", lines)
 
+    @_shown_if_unreadable
     def dhcp(self) -> None:
         offers = {}
         for _, _, m, a in self.flows:
@@ -124,11 +106,11 @@ class Explainer:
                 offers[port[1]] = offer[1]
         lines = []
         for p in self.lab.ports:
-            r = self.backend.run(p.node, ["ip", "netns", "exec", p.netns, "ip", "-4", "-o", "addr", "show", p.name])
-            lease = " ".join(re.findall(r"inet (\S+)", r.stdout)) or "(none)"
+            lease = " ".join(addr_of(self.observe.fact(p.node, "ns_addrs", p.netns), p.name)) or "(none)"
             lines.append(f"{p.netns} ({p.name}): lease {lease}  <- offer {offers.get(p.name, '(none)')}")
         self.tell(f"each lease is the offer put_dhcp_opts built from DHCP_Options ({len(offers)} offers)", lines)
 
+    @_shown_if_unreadable
     def ping(self) -> None:
         pairs = [(a, b) for a in self.lab.ports for b in self.lab.ports if a.switch == b.switch and a.node != b.node]
         if not pairs:
@@ -136,13 +118,11 @@ class Explainer:
             return
         a, b = pairs[0]
         dst_ip = self.lab.node(b.node).ip
-        ifaces = self.rows("interface", "name,options,ofport,type", a.node, "ovs-vsctl")
-        iface = next((i for i in ifaces if i[3] == "geneve" and dict(i[1][1]).get("remote_ip") == dst_ip), None)
-        name, ofport = (iface[0], iface[2]) if iface else ("?", "?")
-        pb = {r[0]: (r[1], r[2][1]) for r in self.rows("port_binding", "logical_port,tunnel_key,datapath")}
-        dp_key = {d[0][1]: d[1] for d in self.rows("datapath_binding", "_uuid,tunnel_key")}
-        (ka, dp), kb = pb.get(a.name, (0, "")), pb.get(b.name, (0, ""))[0]
-        vni, option = dp_key.get(dp, "?"), f"0x{(ka << 16) | kb:x}"
+        tunnel = next((t for t in tunnels(self.observe.fact(a.node, "ofports")) if t.remote_ip == dst_ip), None)
+        name, ofport = (tunnel.name, tunnel.ofport) if tunnel else ("?", "?")
+        keys = self.keys()
+        ka, kb = (keys[x].key if x in keys else 0 for x in (a.name, b.name))
+        vni, option = (keys[a.name].datapath if a.name in keys else None) or "?", f"0x{(ka << 16) | kb:x}"
         lines = [
             f"{a.netns} -> {b.netns} leaves {a.node} through {name} (geneve, remote_ip {dst_ip}, ofport {ofport})",
             f"VNI {vni} = the datapath key of {a.switch}; option class 0x102 type 0x80 = {option}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from rich.markup import escape
 
 from ..errors import CommandFailed
+from ..observe import Unreadable
 from ..ui import console
 
 
@@ -34,6 +35,9 @@ def guarded(node: str, what: str, check: Callable[[], list[Finding]]) -> list[Fi
     """A check whose facts could not be read is a finding, not the end of `invoke check`."""
     try:
         return check()
+    except Unreadable as e:  # names the fact and the node it was read on
+        what = f"cannot read {e.what} on {e.node}"
+        return [problem("unreadable", e.node, what, "see the command's error below", str(e))]
     except CommandFailed as e:
         return [problem("unreadable", node, f"cannot read {what} on {node}", "see the command's error below", str(e))]
 

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
-from provision.facts import addr_of, geneve_remotes
+from provision.facts import addr_of
+from provision.views import geneve_remotes
 
 from ..errors import CommandFailed
 from ..lab import open_lab
@@ -63,11 +64,9 @@ def status(config: str | Path) -> LabStatus:
     observe = Observer(lab, backend)
     try:
         encaps = observe.fact(lab.central.name, "sb_encaps")
-        chassis = {r["_uuid"]: r["name"] for r in observe.fact(lab.central.name, "sb_chassis")}
         out.chassis = {r["chassis_name"]: {"encap": r["type"], "ip": r["ip"]} for r in encaps}
-        for r in observe.fact(lab.central.name, "sb_bindings"):
-            if isinstance(r["chassis"], str):
-                out.bindings[r["logical_port"]] = {"chassis": chassis.get(r["chassis"]), "up": r.get("up")}
+        bound = observe.bindings()
+        out.bindings = {port: {"chassis": b.chassis, "up": b.up} for port, b in bound.items() if b.chassis}
     except CommandFailed as e:
         out.error = str(e)
     for n in lab.nodes:

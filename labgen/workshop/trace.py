@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provision.core import prompt
+from provision.views import NOT_ALLOCATED
 
 from ..backends.base import Backend
 from ..errors import InputError, LabError, UnknownName
 from ..lab import open_up_lab
 from ..model import Lab, Port
-from ..observe import Observer
+from ..observe import Observer, Unreadable
 from ..ui import console
 from . import detrace
 from .detrace import STAGE_ROLE, Table
@@ -44,13 +45,10 @@ def port_of(lab: Lab, name: str) -> Port:
 def packet(lab: Lab, observe: Observer, src: Port, dst: Port, proto: str) -> Packet:
     if proto not in PROTOS:
         raise UnknownName("protocol", proto, PROTOS)
-    found = observe.dynamic_addresses()[2]
-    smac = src.mac or found.get(src.name, ("", ""))[0]
-    if not smac:  # a dynamic MAC with no IP (northd had none to give): its MAC is still there
-        rows = {r["name"]: r for r in observe.fact(lab.central.name, "nb_ports")}
-        dyn = rows.get(src.name, {}).get("dynamic_addresses")
-        smac = dyn.split()[0] if isinstance(dyn, str) and dyn else ""
-    if not smac or (proto != "dhcp" and (src.name not in found or dst.name not in found)):
+    found = observe.allocations()  # a dynamic MAC with no IP (northd had none to give) is there too
+    smac = src.mac or found.get(src.name, NOT_ALLOCATED).mac
+    ips = {p: a.ip for p, a in found.items() if a.ip}
+    if not smac or (proto != "dhcp" and (src.name not in ips or dst.name not in ips)):
         raise LabError("the ports have no addresses yet", "run `invoke demo` first: it creates them")
     if proto == "dhcp":  # a DISCOVER: from 0.0.0.0 to everyone; OVN's own flows answer it
         ovn = (
@@ -83,16 +81,17 @@ def trace(config: str | Path, src: str, dst: str, *, proto: str = "icmp", full: 
 
 def traced(lab: Lab, backend: Backend, src: str, dst: str, proto: str = "icmp", full: bool = False) -> Tracer:
     """The trace run, for its lines and what it found (the tunnel, a drop): `graph --trace` draws it."""
-    pkt = packet(lab, Observer(lab, backend), port_of(lab, src), port_of(lab, dst), proto)
-    t = Tracer(lab, backend, pkt, full)
+    observe = Observer(lab, backend)
+    pkt = packet(lab, observe, port_of(lab, src), port_of(lab, dst), proto)
+    t = Tracer(observe, pkt, full)
     t.all()
     return t
 
 
 class Tracer:
-    def __init__(self, lab: Lab, backend: Backend, pkt: Packet, full: bool):
-        self.lab, self.backend, self.pkt, self.full = lab, backend, pkt, full
-        self.central = lab.central.name
+    def __init__(self, observe: Observer, pkt: Packet, full: bool):
+        self.observe, self.pkt, self.full = observe, pkt, full
+        self.lab, self.backend, self.central = observe.lab, observe.backend, observe.central
         self.out: list[str] = []
         self.tunnel: detrace.Tunnel | None = None  # where the packet entered geneve
         self.dropped = ""  # the logical stage that drops it, if one does
@@ -106,13 +105,13 @@ class Tracer:
         tun = self.tunnel = detrace.tunnel(sent)
         if d and tun:
             sender = self.lab.node(p.node).ip
-            find = ["ovs-vsctl", "--bare", "--columns=ofport", "find", "interface", "type=geneve"]
-            ofport = self.run(d.node, [*find, f"options:remote_ip={sender}"]).strip()
-            if not ofport.isdigit():
+            try:
+                ofport = self.observe.fact(d.node, "geneve_ofport", sender)
+            except Unreadable as e:
                 raise LabError(
-                    f"{d.node} has no geneve tunnel from {p.node} ({sender})",
+                    f"{d.node} has no geneve tunnel from {p.node} ({sender}): {e}",
                     "invoke check says why (encap IP, tunnels)",
-                )
+                ) from None
             tunnel = (
                 f"in_port={ofport},tun_id={tun.vni},tun_src={sender},tun_dst={tun.remote},tun_metadata0={tun.option}"
             )
