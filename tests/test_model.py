@@ -275,3 +275,8 @@ def test_the_docs_key_table_is_generated_from_the_keys(monkeypatch: pytest.Monke
     assert docs_drift() == []
     monkeypatch.setattr(golden, "KEYS", (*KEYS[:-1], replace(KEYS[-1], help="changed")))
     assert docs_drift() == [f"{DOCS}: differs"]
+
+
+def test_the_docs_name_the_management_network_as_the_lab_does() -> None:
+    lab = load_lab(HERE.parent / "lab.toml")
+    assert lab.scoped("mgmt").replace(lab.name, "<lab>") in KEY["vagrant.management_subnet"].help
