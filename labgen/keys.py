@@ -119,7 +119,7 @@ KEYS: tuple[Key, ...] = (
         fix="use 512 to 65536 (1024 is tested)"),
     Key("vagrant", "cpus", int, "CPUs per VM", default=1, range=(1, 64), bad="{value} is not a CPU count for a VM",
         fix="use 1 to 64"),
-    Key("vagrant", "management_subnet", str, "Vagrant's ssh network, named `<lab>-mgmt`, isolated",
+    Key("vagrant", "management_subnet", str, "Vagrant's ssh network, named `<lab>_mgmt`, isolated",
         default="192.168.121.0/24", value="network"),
     Key("nodes", "NAME", str, "the node's hostname and chassis name", REQUIRED, pattern=HOSTNAME,
         bad="{value} is not a valid hostname",

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from rich.markup import escape
+
 from .backends import BACKENDS, get_backend
 from .backends.base import Backend
-from .errors import InputError, NotUp, UnknownName
+from .errors import InputError, NotUp, UnknownName, visible
 from .load import load_lab
 from .model import Lab
 from .state import LabState
@@ -51,7 +53,9 @@ def open_lab(config: str | Path, backend: str | None = None) -> tuple[Lab, Backe
             f"run `invoke teardown` before `invoke up --backend {backend}`",
         )
     if state.source_changed():
-        console.print(f"[yellow]note:[/] {lab.source} changed after `invoke up`; run `invoke up` again to apply it")
+        # the path as it is: rich would read [...] in it as markup, and the terminal run an escape sequence
+        source = escape(visible(lab.source))
+        console.print(f"[yellow]note:[/] {source} changed after `invoke up`; run `invoke up` again to apply it")
     return lab, get_backend(saved or backend or lab.backend, lab)
 
 

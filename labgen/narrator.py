@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, visible
 from .model import Lab
 from .ui import console
 
@@ -97,4 +97,4 @@ class Narrator:
         if self.path:
             self._close()
             self.save_to(self.path, "\n".join(self.md) + "\n")
-            console.print(f"transcript: {self.path}")
+            console.print(f"transcript: {visible(str(self.path))}", markup=False)

@@ -9,6 +9,7 @@ import subprocess
 from typing import Any
 
 from .core import Fact, exists, pid_alive, pid_of
+from .names import BR_INT, BR_PHY, OVS_NETDEV
 
 DAEMON_PIDFILES = {
     "ovsdb-server": "/run/openvswitch/ovsdb-server.pid",
@@ -226,7 +227,7 @@ def underlay_nic(links: list[dict[str, Any]], *, ip: str, mac: str, netdev: bool
         (
             lk
             for lk in links
-            if lk.get("address", "").lower() == mac and lk["ifname"] not in ("br-phy", "br-int", "ovs-netdev")
+            if lk.get("address", "").lower() == mac and lk["ifname"] not in (BR_PHY, BR_INT, OVS_NETDEV)
         ),
         None,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -459,6 +460,29 @@ def test_teardown_of_a_lab_never_up_needs_no_libvirt_python(lab: tuple[Path, Scr
     monkeypatch.setitem(sys.modules, "libvirt", None)  # `import libvirt` raises ImportError
     teardown(config)
     assert "lab t-rec removed" in capsys.readouterr().out
+
+
+def test_a_hostile_path_in_a_note_is_shown_not_run(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A lab.toml (or --transcript) path holding rich markup or an escape sequence is printed as it is:
+    `[/]` once made rich raise (a traceback called a bug) and ESC reached the terminal."""
+    from labgen.lab import open_lab
+    from labgen.narrator import Narrator
+
+    monkeypatch.setitem(BACKENDS, "fake", "tests.fake:FakeBackend")
+    d = tmp_path / "a[" / "]b[red]c\x1b[2J"  # the path holds [/] and [red]
+    d.mkdir(parents=True)
+    config = d / "lab.toml"
+    config.write_text((HERE.parent / "lab.toml").read_text().replace('backend = "vagrant"', 'backend = "fake"'))
+    is_up(config)
+    later = time.time() + 60
+    os.utime(config, (later, later))  # changed after up: open_lab notes it
+    lab, _ = open_lab(config)
+    narrator = Narrator(lab, "fake", transcript=d / "handout.md")
+    narrator.save()
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert f"{d}".replace("\x1b", "\\x1b") + "/lab.toml changed after" in out
+    assert f"transcript: {d}".replace("\x1b", "\\x1b") + "/handout.md" in out
 
 
 # -- the tasks, through invoke's MockContext ---------------------------------------------------------------

@@ -287,3 +287,8 @@ def test_a_reader_that_went_away_is_no_bug() -> None:
         )
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr, p.stderr
     assert p.returncode == 0
+
+
+def test_the_docs_name_the_management_network_as_the_lab_does() -> None:
+    lab = load_lab(HERE.parent / "lab.toml")
+    assert lab.scoped("mgmt").replace(lab.name, "<lab>") in KEY["vagrant.management_subnet"].help

@@ -9,7 +9,7 @@ from pathlib import Path
 from provision.core import prompt
 from provision.facts import underlay_nic
 
-from ..errors import InputError, LabError, UnknownName
+from ..errors import InputError, LabError, UnknownName, visible
 from ..lab import node_of, open_up_lab
 from ..observe import Observer
 from ..ui import console
@@ -57,5 +57,5 @@ def capture(config: str | Path, node: str, *, port: str | None = None, seconds: 
         highlight=False,
     )
     count = subprocess.run(["tcpdump", "-r", str(path), "-n", "-q"], capture_output=True, text=True).stdout
-    console.print(f"{len(count.splitlines())} packets; open in Wireshark: {path}")
+    console.print(f"{len(count.splitlines())} packets; open in Wireshark: {visible(str(path))}", markup=False)
     return path

@@ -57,6 +57,8 @@ def unshare(*argv: str) -> list[str]:
 
 
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # a node's PATH: /usr/sbin too
+
+
 def _mine(pid: int, owner: int | None = None) -> bool:
     """The process runs as `owner` (default: this user): root tearing down a user's lab proves it so."""
     return procfs.owner(pid) == (os.getuid() if owner is None else owner)
