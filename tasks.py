@@ -140,23 +140,28 @@ def exercise_solve(c, config=CONFIG):
     call("labgen.workshop.exercises:solve", config)
 
 
+TRACE_HELP = {
+    "src": "the sending port or its namespace, e.g. vm1",
+    "dst": "the receiving port or namespace, e.g. vm3 (with --proto dhcp: any, OVN answers)",
+    "proto": "icmp (default), udp or dhcp",
+}
+
+
 @task(
     help={
         "config": CONFIG_HELP,
         "out": "directory for lab.svg/lab.png (default: the lab's state directory)",
-        "trace": "draw one packet's path too: two ports or namespaces, e.g. --trace vm1,vm3",
+        **{k: f"with --src and --dst, one packet's path drawn over it: {v}" for k, v in TRACE_HELP.items()},
     }
 )
-def graph(c, config=CONFIG, out=None, trace=None):
+def graph(c, config=CONFIG, out=None, src=None, dst=None, proto="icmp"):
     """Draw the live lab (Graphviz SVG + PNG): nodes, geneve mesh, switches, ports, bindings, leases."""
-    call("labgen.workshop.graph:graph", config, out, trace=trace)
+    call("labgen.workshop.graph:graph", config, out, src=src, dst=dst, proto=proto)
 
 
 @task(
     help={
-        "src": "the sending port or its namespace, e.g. vm1",
-        "dst": "the receiving port or namespace, e.g. vm3 (with --proto dhcp: any, OVN answers)",
-        "proto": "icmp (default), udp or dhcp",
+        **TRACE_HELP,
         "full": "every table and action, not only those that decide something",
         "config": CONFIG_HELP,
     }

@@ -95,10 +95,12 @@ def test_trace_answers_the_handout_questions(cli: Cli) -> None:
 
 
 def test_graph_draws_the_traced_path(cli: Cli, tmp_path: Path) -> None:
-    cli("graph", "--out", str(tmp_path), "--trace", "vm1,vm3")
+    cli("graph", "--out", str(tmp_path), "--src", "vm1", "--dst", "port3", "--proto", "udp")  # as trace takes them
     dot = (tmp_path / "lab.dot").read_text()
     assert '"ovn-host-01" -- "ovn-host-02" [color="#d62728"' in dot and "2. geneve VNI 0x1" in dot, dot
     assert (tmp_path / "lab.png").stat().st_size > 10_000
+    half = cli("graph", "--out", str(tmp_path), "--src", "vm1", check=False)
+    assert half.returncode == 2 and "a packet needs both ends" in half.stderr, half.stderr
 
 
 def test_demo_explains_what_ovn_made_of_each_step(cli: Cli, tmp_path: Path) -> None:

@@ -106,15 +106,23 @@ def render(lab: Lab, st: LabStatus, out_dir: Path, trace: list[str] | None = Non
     return paths
 
 
-def graph(config: str | Path, out: str | Path | None = None, trace: str | None = None) -> None:
-    """Draw the running lab into `out` (default: its state directory); prints the files' paths. `trace`:
-    "vm1,vm3" (or "vm1 vm3"), the path of one packet (as `invoke trace` finds it) drawn over it."""
+def graph(
+    config: str | Path,
+    out: str | Path | None = None,
+    *,
+    src: str | None = None,
+    dst: str | None = None,
+    proto: str = "icmp",
+) -> None:
+    """Draw the running lab into `out` (default: its state directory); prints the files' paths. With `src`
+    and `dst`, taken as `invoke trace` takes them, the path of that packet drawn over it."""
     lab, backend = open_up_lab(config)
     path = None
-    if trace is not None:
-        ends = trace.replace(",", " ").split()
-        if len(ends) != 2:
-            raise InputError(f"--trace {trace!r} names {len(ends)} ports", "give two: --trace vm1,vm3")
-        path = path_edges(lab, traced(lab, backend, ends[0], ends[1]))
+    if src or dst:
+        if not (src and dst):
+            raise InputError(
+                f"--src {src or '?'} --dst {dst or '?'}: a packet needs both ends", "e.g. --src vm1 --dst vm3"
+            )
+        path = path_edges(lab, traced(lab, backend, src, dst, proto))
     for p in render(lab, status(config), Path(out) if out else lab.state_dir, path):
         print(p)

@@ -80,7 +80,7 @@ def trace(config: str | Path, src: str, dst: str, *, proto: str = "icmp", full: 
 
 
 def traced(lab: Lab, backend: Backend, src: str, dst: str, proto: str = "icmp", full: bool = False) -> Tracer:
-    """The trace run, for its lines and what it found (the tunnel, a drop): `graph --trace` draws it."""
+    """The trace run, for its lines and what it found (the tunnel, a drop): `graph --src --dst` draws it."""
     observe = Observer(lab, backend)
     pkt = packet(lab, observe, port_of(lab, src), port_of(lab, dst), proto)
     t = Tracer(observe, pkt, full)
