@@ -21,6 +21,7 @@ def call(target: str, *args: Any, **kw: Any) -> Any:
     module, name = target.split(":")
     try:
         result = getattr(importlib.import_module(module), name)(*args, **kw)
+        sys.stdout.flush()  # a reader that went away is found here, not in the interpreter's last flush
     except LabError as e:
         fail(e)
     except BrokenPipeError:
