@@ -26,7 +26,7 @@ UINT32 = 2**32 - 1
 
 # Allowed keys per table; the value says which keys are tables of named entries.
 SCHEMA: dict[str, tuple[str, ...]] = {
-    "": ("lab", "underlay", "ovn", "vagrant", "nodes", "switches", "ports"),
+    "": ("lab", "underlay", "ovn", "vagrant", "nodes", "switches", "ports", "classroom"),
     "lab": ("name", "backend"),
     "underlay": ("subnet", "mtu", "nic_name"),
     "ovn": ("transport",),
