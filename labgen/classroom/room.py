@@ -133,6 +133,24 @@ class Room:
             pw = pwd.getpwnam(name)
         return pw.pw_gid
 
+    def bring_up(self, seat: Seat, steps: list[tuple[str, ...]]) -> Ran:
+        """The lab's steps as the seat, then its terminal: ready when all passed and the terminal answers
+        through the classroom's sshd."""
+        for step in steps:
+            r = self.engine.invoke(seat, *step)
+            if not r.ok:
+                return Ran(seat.name, r.rc, r.out, f"invoke {step[0]}: {r.why()}")
+        self.engine.run(seat, ["tmux", "new-session", "-d", "-s", "lab", "-x", "120", "-y", "36"], timeout=30)
+        known = self.room.state / "known_hosts"
+        term = subprocess.run(
+            [*sshd.ssh_argv(self.room, seat.name, known), "tmux has-session -t lab"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return Ran(seat.name, term.returncode, term.stdout, f"its terminal does not answer: {term.stderr.strip()}")
+
     def up(self, n: int, demo: bool = False) -> None:
         if not 1 <= n <= MAX_SEATS:
             raise InputError(f"--seats {n} is out of range", f"use 1 to {MAX_SEATS}")
@@ -151,25 +169,10 @@ class Room:
             sshd.make_key(room, s.name)
         self._add_codes(seats)
         sshd.start(room, [s.name for s in seats], self.engine.python())
-        known = sshd.known_hosts(room)
+        sshd.known_hosts(room)
 
         def ready(seat: Seat) -> Ran:
-            steps: list[tuple[str, ...]] = [("up", "--backend", "netns")]
-            if demo:
-                steps.append(("demo",))
-            for step in steps:
-                r = self.engine.invoke(seat, *step)
-                if not r.ok:
-                    return Ran(seat.name, r.rc, r.out, f"invoke {step[0]}: {r.why()}")
-            self.engine.run(seat, ["tmux", "new-session", "-d", "-s", "lab", "-x", "120", "-y", "36"], timeout=30)
-            term = subprocess.run(
-                [*sshd.ssh_argv(room, seat.name, known), "tmux has-session -t lab"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            return Ran(seat.name, term.returncode, term.stdout, f"its terminal does not answer: {term.stderr.strip()}")
+            return self.bring_up(seat, [("up", "--backend", "netns"), *([("demo",)] if demo else [])])
 
         results = self.each(seats, "ready" + (" (demo done)" if demo else ""), ready)
         failed = [r for r in results if not r.ok]
@@ -256,11 +259,11 @@ class Room:
         console.print(t)
 
     def reset(self, seat: str | None, all_: bool) -> bool:
-        """Back to just after up: the demo's objects and any exercise's fault removed, the nodes kept."""
+        """Back to just after up, whatever the trainee did to the lab: a new lab (a second or two), and the
+        seat's terminal with its scrollback."""
 
         def back(s: Seat) -> Ran:
-            r = self.engine.invoke(s, "demo", "--reset")
-            return r if not r.ok else self.engine.invoke(s, "up")
+            return self.bring_up(s, [("teardown",), ("up", "--backend", "netns")])
 
         return all(r.ok for r in self.each(self.seats(seat, all_), "reset", back))
 

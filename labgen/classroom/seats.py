@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,14 +246,17 @@ def _world_reachable(path: Path, mode: int = 0o004) -> bool:
     return all(d.stat().st_mode & 0o001 for d in real.parents) and real.stat().st_mode & mode == mode
 
 
-def _kill_uid(uid: int) -> None:
-    for _ in range(50):
+def _kill_uid(uid: int, timeout: float = 10) -> None:
+    """SIGKILL every process of the uid until /proc has none left (killed ones linger until reaped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         left = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _owner(p) == uid]
         if not left:
             return
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
+        time.sleep(0.05)
 
 
 def _owner(p: Path) -> int:

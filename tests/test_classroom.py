@@ -1,0 +1,197 @@
+"""The classroom tier: `classroom.up` with 3 seat accounts and their labs, the classroom's sshd into each
+seat's tmux, the seats kept apart and capped, trainer actions, and `classroom.down` leaving nothing (root;
+a minute or two). The classroom is `tseat`, on ports of its own: nothing a trainer's classroom would use."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import pwd
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labgen.classroom import limits
+from tests.e2e import ROOT, Cli, netns_missing
+
+MISSING = "the classroom tier runs as root" if os.geteuid() else netns_missing()
+pytestmark = [pytest.mark.classroom, pytest.mark.skipif(bool(MISSING), reason=MISSING)]
+PREFIX, SSH_PORT, WEB_PORT = "tseat", 22722, 28080
+BASE = Path("/var/lib/ovn-classroom") / PREFIX
+STATE = BASE / "state"
+SEATS = ("tseat001", "tseat002", "tseat003")
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """3 seats with the demo done; removed at the end even when a test failed."""
+    tmp = tmp_path_factory.mktemp("classroom")
+    text = (ROOT / "lab.toml").read_text().replace('backend = "vagrant"', 'backend = "netns"')
+    text += f'\n[classroom]\nprefix = "{PREFIX}"\nssh_port = {SSH_PORT}\nweb_port = {WEB_PORT}\n'
+    (tmp / "lab.toml").write_text(text)
+    cli = Cli(tmp / "lab.toml")
+    proc_before = limits.proc_options()
+    try:
+        cli("classroom.up", "--seats", "3", "--demo", timeout=600)
+        yield cli
+    finally:
+        cli("classroom.down", check=False, timeout=300)
+        assert limits.proc_options() == proc_before
+
+
+def ssh(seat: str, command: str, key: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "ssh", "-p", str(SSH_PORT), "-i", str(STATE / "keys" / (key or seat)), "-o", "BatchMode=yes",
+            "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}",
+            f"{seat}@127.0.0.1", command,
+        ],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def status(cli: Cli) -> dict[str, dict[str, object]]:
+    doc = json.loads(cli("classroom.status", "--json").stdout)
+    return {row["seat"]: row for row in doc["seats"]}
+
+
+def test_up_makes_three_ready_seats_apart(room: Cli) -> None:
+    rows = status(room)
+    assert sorted(rows) == list(SEATS)
+    for row in rows.values():
+        assert (row["lab"], row["chassis"], row["leases"], row["terminal"]) == ("up", 3, 3, True), row
+    assert STATE.stat().st_mode & 0o777 == 0o700
+    for seat in SEATS:
+        home = Path(pwd.getpwnam(seat).pw_dir)
+        assert home.stat().st_mode & 0o777 == 0o700
+        assert (home / "lab.toml").exists() and (home / ".lab").is_dir()
+        # no account of the classroom can use sudo
+        r = subprocess.run(["sudo", "-l", "-U", seat], capture_output=True, text=True, check=False)
+        assert "not allowed" in r.stdout + r.stderr, r.stdout
+
+
+def test_up_again_is_idempotent_and_more_seats_add(room: Cli) -> None:
+    codes = json.loads((STATE / "join-codes.json").read_text())
+    out = room("classroom.up", "--seats", "2", timeout=600).stdout
+    assert out.count("✓ ready") == 3, out  # the seats it has stay
+    assert json.loads((STATE / "join-codes.json").read_text()) == codes
+    assert len(set(codes.values())) == 3
+
+
+def test_ssh_lands_in_the_seats_own_tmux_with_its_scrollback(room: Cli) -> None:
+    r = ssh("tseat002", "id -un; invoke status --json")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "tseat002"
+    # an interactive login: the seat's tmux session; the tutorial's command on the central node
+    screen = interactive("tseat002", ["invoke ssh ovn-central-01\r", "ovn-nbctl show\r"], until=b"net0")
+    assert b"switch" in screen and b"net0" in screen
+    # a second login reattaches: what the first one showed is in the session's scrollback
+    r = ssh("tseat002", "tmux capture-pane -p -S - -t lab")
+    assert "ovn-nbctl show" in r.stdout and "net0" in r.stdout, r.stdout[-2000:]
+
+
+def interactive(seat: str, keys: list[str], until: bytes, timeout: float = 60) -> bytes:
+    """ssh -tt into the seat as a terminal would, type `keys`, read the screen until `until`, detach."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        argv = ["ssh", "-tt", "-p", str(SSH_PORT), "-i", str(STATE / "keys" / seat), "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}", f"{seat}@127.0.0.1"]  # fmt: skip
+        os.execvp("ssh", argv)
+    screen = b""
+    deadline = time.monotonic() + timeout
+    pending = list(keys)
+    try:
+        while time.monotonic() < deadline and (pending or until not in screen.split(b"ovn-nbctl show", 1)[-1]):
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(fd, 65536)
+                except OSError:
+                    break
+            elif pending:
+                os.write(fd, pending.pop(0).encode())
+        os.write(fd, b"\x02d")  # tmux's prefix, then d: detach, the session stays
+        time.sleep(0.5)
+    finally:
+        os.close(fd)
+        os.waitpid(pid, 0)
+    return screen
+
+
+def test_the_sshd_takes_only_its_seats_with_their_own_keys(room: Cli) -> None:
+    assert ssh("tseat001", "true", key="tseat002").returncode == 255  # another seat's key
+    assert ssh("root", "true", key="tseat001").returncode == 255
+    conf = (STATE / "sshd_config").read_text()
+    assert "AllowUsers tseat001 tseat002 tseat003" in conf and "PasswordAuthentication no" in conf
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{SSH_PORT}"], capture_output=True, text=True).stdout
+    assert listening.split()[3] == f"127.0.0.1:{SSH_PORT}", listening
+
+
+def test_a_seat_cannot_see_signal_read_or_enter_another(room: Cli) -> None:
+    other = pwd.getpwnam("tseat002").pw_uid
+    theirs = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and p.stat().st_uid == other]
+    assert theirs
+    r = ssh("tseat001", "ps -eo user= | sort -u; ls /home/tseat002")
+    assert r.stdout.split() == ["tseat001"], r.stdout  # hidepid: only its own processes
+    assert "Permission denied" in r.stderr
+    pid = theirs[0]
+    for attempt in (f"kill -0 {pid}", f"nsenter -t {pid} -n true", f"cat /proc/{pid}/environ"):
+        r = ssh("tseat001", attempt)
+        assert r.returncode != 0 and ("not permitted" in r.stderr or "No such file" in r.stderr), (attempt, r)
+    assert ssh("tseat001", "kill -0 $$").returncode == 0  # what it may do to its own
+
+
+def test_a_runaway_seat_is_capped_and_the_others_answer(room: Cli) -> None:
+    pids_max = 1024
+    hog = ssh("tseat003", 'timeout 20 python3 -c "b = bytearray(3 << 30); print(len(b))"', timeout=60)
+    assert hog.returncode != 0 and "3221225472" not in hog.stdout  # killed by its memory limit
+    forks = ssh("tseat003", "timeout 15 bash -c 'for i in $(seq 1500); do sleep 10 & done'", timeout=60)
+    assert "Resource temporarily unavailable" in forks.stderr, forks  # fork: the pids limit
+    assert len(limits.procs(PREFIX, "tseat003")) <= pids_max
+    t0 = time.monotonic()
+    other = ssh("tseat001", "invoke status --json", timeout=60)
+    assert other.returncode == 0 and time.monotonic() - t0 < 30
+    limits.kill(PREFIX, "tseat003")  # its sleeps; its lab comes back with reset below
+
+
+def test_trainer_actions_one_line_per_seat(room: Cli) -> None:
+    # the runaway test above left tseat003's lab stopped: that seat refuses, on its own line
+    out = room("classroom.exercise", "no-dhcp-options", "--all", check=False).stdout
+    assert out.count("✓ exercise no-dhcp-options") == 2, out
+    assert "tseat003  ✗ exercise no-dhcp-options: the lab at /home/tseat003/.lab/ovn-lab is not running" in out
+    for seat in ("tseat001", "tseat002"):
+        r = ssh(seat, "invoke exercise.check")
+        assert r.returncode == 1, r.stdout  # not solved yet, in each seat's own lab
+    r = room("classroom.reset", "--all")
+    assert r.stdout.count("✓ reset") == 3, r.stdout
+    assert all(row["lab"] == "up" and row["terminal"] for row in status(room).values())
+    r = ssh("tseat001", "invoke exercise.check")  # a new lab, as just after up
+    assert r.returncode == 1 and "no exercise running" in r.stderr, r
+    r = room("classroom.reset", check=False)
+    assert r.returncode == 2 and "name one seat or --all" in r.stderr
+
+
+def test_down_leaves_nothing(room: Cli) -> None:
+    uids = [pwd.getpwnam(s).pw_uid for s in SEATS]
+    room("classroom.down", timeout=300)
+    names = {p.pw_name for p in pwd.getpwall()}
+    assert not names & {*SEATS, f"{PREFIX}-web"}
+    assert not any(Path("/home", s).exists() for s in SEATS)
+    assert not BASE.exists()
+    assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) in uids], uids
+    assert not any(d.exists() for d in limits.parent_dirs(PREFIX))
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{SSH_PORT}"], capture_output=True, text=True).stdout
+    assert not listening.strip()
+    assert "hidepid" not in limits.proc_options() or "hidepid=0" in limits.proc_options()
+
+
+def _uid(p: Path) -> int:
+    try:
+        return p.stat().st_uid
+    except OSError:
+        return -1
