@@ -4,19 +4,28 @@ a minute or two). The classroom is `tseat`, on ports of its own: nothing a train
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import pty
 import pwd
 import select
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labgen.classroom import limits
+from tests import browser
 from tests.e2e import ROOT, Cli, netns_missing
 
 MISSING = "the classroom tier runs as root" if os.geteuid() else netns_missing()
@@ -25,6 +34,8 @@ PREFIX, SSH_PORT, WEB_PORT = "tseat", 22722, 28080
 BASE = Path("/var/lib/ovn-classroom") / PREFIX
 STATE = BASE / "state"
 SEATS = ("tseat001", "tseat002", "tseat003")
+URL = f"http://127.0.0.1:{WEB_PORT}"
+ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots of the seat page and the dashboard (not in git)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +55,15 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         assert limits.proc_options() == proc_before
 
 
+def ssh_argv(seat: str, command: str, key: str | None = None) -> list[str]:
+    return [
+        "ssh", "-p", str(SSH_PORT), "-i", str(STATE / "keys" / (key or seat)), "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}", f"{seat}@127.0.0.1", command,
+    ]  # fmt: skip
+
+
 def ssh(seat: str, command: str, key: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "ssh", "-p", str(SSH_PORT), "-i", str(STATE / "keys" / (key or seat)), "-o", "BatchMode=yes",
-            "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}",
-            f"{seat}@127.0.0.1", command,
-        ],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+    return subprocess.run(ssh_argv(seat, command, key), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def status(cli: Cli) -> dict[str, dict[str, object]]:
@@ -146,6 +157,160 @@ def test_a_seat_cannot_see_signal_read_or_enter_another(room: Cli) -> None:
     assert ssh("tseat001", "kill -0 $$").returncode == 0  # what it may do to its own
 
 
+def test_trainer_actions_one_line_per_seat(room: Cli) -> None:
+    out = room("classroom.exercise", "no-dhcp-options", "--all").stdout
+    assert out.count("✓ exercise no-dhcp-options") == 3, out
+    for seat in SEATS:  # in each seat's own lab: its check shows the fault, and it is solved per seat
+        r = ssh(seat, "invoke check")
+        assert r.returncode == 1 and "DHCP" in r.stdout, r.stdout
+        assert ssh(seat, "invoke exercise.check").returncode == 1
+    assert ssh("tseat001", "invoke exercise.solve").returncode == 0
+    assert ssh("tseat001", "invoke check").returncode == 0  # repaired in that seat's lab only
+    assert ssh("tseat002", "invoke exercise.check").returncode == 1
+    # a busy seat (a task of its own holds its lab's lock) says so, on its own line
+    holder = subprocess.Popen(ssh_argv("tseat003", "flock -n .lab/ovn-lab.lock sleep 6"))
+    time.sleep(1.5)
+    r = room("classroom.exercise", "no-dhcp-options", "--seat", "3", check=False)
+    holder.wait(timeout=60)
+    assert r.returncode == 1 and "tseat003  ✗ exercise no-dhcp-options: lab ovn-lab is busy" in r.stdout, r.stdout
+    r = room("classroom.reset", "--all")
+    assert r.stdout.count("✓ reset") == 3, r.stdout
+    assert all(row["lab"] == "up" and row["terminal"] for row in status(room).values())
+    r = ssh("tseat001", "invoke exercise.check")  # a new lab, as just after up
+    assert r.returncode == 1 and "no exercise running" in r.stderr, r
+    r = room("classroom.reset", check=False)
+    assert r.returncode == 2 and "name one seat or --all" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def served(room: Cli) -> Iterator[Callable[[], None]]:
+    """classroom.serve in the background; calling the fixture's value restarts it."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        if procs:
+            procs[-1].terminate()
+            procs[-1].wait(timeout=30)
+        log = (room.config.parent / "serve.log").open("ab")
+        procs.append(subprocess.Popen([sys.executable, "-m", "invoke", "classroom.serve", "--config",
+                                       str(room.config)], cwd=ROOT, stdout=log, stderr=log))  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"{URL}/", timeout=2)
+                return
+            time.sleep(0.2)
+        raise AssertionError((room.config.parent / "serve.log").read_text())
+
+    start()
+    try:
+        yield start
+    finally:
+        procs[-1].terminate()
+        procs[-1].wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chrome(served: Callable[[], None]) -> Iterator[Any]:
+    if browser.missing():
+        pytest.skip(browser.missing())
+    tmp = Path(tempfile.mkdtemp(prefix="classroom-chromium-"))
+    driver = browser.chromium(tmp)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def screen(driver: Any) -> str:
+    return str(driver.execute_script(browser.SCREEN_JS))
+
+
+def wait(what: str, ok: Callable[[], object], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_a_trainee_in_the_browser_and_the_trainer_watching(room: Cli, served: Callable[[], None], chrome: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    room("classroom.reset", "--seat", "2")  # a lab just after up: the tutorial's steps are left to type
+    codes = json.loads((STATE / "join-codes.json").read_text())
+    chrome.get(f"{URL}/")
+    chrome.find_element(By.ID, "seat").send_keys("2")
+    chrome.find_element(By.ID, "code").send_keys(codes["tseat002"] + Keys.ENTER)
+    wait("the terminal", lambda: chrome.find_element(By.ID, "term").get_attribute("data-state") == "connected")
+    keys = chrome.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea")
+    keys.send_keys("invoke ssh ovn-central-01" + Keys.ENTER)
+    wait("the central node's shell", lambda: "root@ovn-central-01" in screen(chrome).split("invoke ssh")[-1])
+    for line in ("ovn-nbctl ls-add net0", "ovn-nbctl lsp-add net0 '<b>x</b>'", "ovn-nbctl show"):
+        keys.send_keys(line + Keys.ENTER)
+    wait("net0 on the screen", lambda: "(net0)" in screen(chrome).split("ovn-nbctl show")[-1])
+    wait("step 4 ticked", lambda: "✓ done: Step 4" in chrome.find_element(By.ID, "steps").text)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    chrome.save_screenshot(str(ARTIFACTS / "seat.png"))
+    # classroom.serve restarted, the page reloaded: the same terminal, with what it showed
+    served()
+    chrome.refresh()
+    wait("the terminal again", lambda: chrome.find_element(By.ID, "term").get_attribute("data-state") == "connected")
+    wait("net0 on the screen again", lambda: "(net0)" in screen(chrome))
+    # the trainer: the token in a form, then the room
+    chrome.get(f"{URL}/trainer")
+    chrome.find_element(By.ID, "token").send_keys((STATE / "trainer-token").read_text() + Keys.ENTER)
+    row = "#row-tseat002"
+    wait("seat 2 at step 4", lambda: chrome.find_element(By.CSS_SELECTOR, row).get_attribute("data-step") == "switch")
+    ports = chrome.find_element(By.CSS_SELECTOR, f"{row} .ports")
+    assert ports.text == "<b>x</b>" and not ports.find_elements(By.TAG_NAME, "b")  # markup shows as text
+    assert "✓ Step 4" in chrome.find_element(By.CSS_SELECTOR, f"{row} .step").text
+    chrome.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    chrome.find_element(By.ID, "ex-name").send_keys("no-dhcp-options")
+    chrome.find_element(By.CSS_SELECTOR, "#exercise button").click()
+    out = chrome.find_element(By.ID, "action-out")
+    wait("one line per seat", lambda: out.text.count("tseat00") == 3, timeout=120)
+    # every lab is as just after up (reset above): nothing to break yet, each seat says so
+    assert out.text.count(": ✗ ") == 3 and "✗ ✗" not in out.text, out.text
+    assert "tseat002: ✗ the lab must pass `invoke check` before an exercise starts" in out.text, out.text
+    print(f"screenshots: {ARTIFACTS / 'seat.png'} {ARTIFACTS / 'dashboard.png'}")
+
+
+def join(seat: str, code: str) -> tuple[int, str]:
+    """POST /join without following the redirect: the status and the cookie it sets."""
+    body = urllib.parse.urlencode({"seat": seat, "code": code}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", WEB_PORT, timeout=10)
+    conn.request("POST", "/join", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    r = conn.getresponse()
+    return r.status, r.getheader("Set-Cookie") or ""
+
+
+def get(path: str, cookie: str, headers: dict[str, str] | None = None, method: str = "GET") -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", WEB_PORT, timeout=30)
+    conn.request(method, path, headers={"Cookie": cookie.split(";")[0], **(headers or {})})
+    return conn.getresponse().status
+
+
+def test_web_security(room: Cli, served: Callable[[], None]) -> None:
+    codes = json.loads((STATE / "join-codes.json").read_text())
+    status, cookie = join("tseat001", codes["tseat001"])
+    assert status == 303 and "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
+    for path in ("/seat/tseat002", "/seat/tseat002/key", "/seat/tseat002/progress", "/trainer/watch/tseat002"):
+        assert get(path, cookie) == 403, path
+    assert get("/seat/tseat001", cookie) == 200
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
+    assert get("/seat/tseat001/term", cookie, {**upgrade, "Origin": "http://evil.example"}) == 403
+    assert get("/seat/tseat001/term", cookie, {**upgrade, "Origin": URL}) == 101
+    assert get("/seat/tseat001/check", cookie, method="POST") == 403  # no CSRF token
+    refused = [join("tseat003", "wrong-code")[0] for _ in range(7)]
+    assert refused[:5] == [303] * 5 and refused[5:] == [429, 429], refused
+    assert join("tseat003", codes["tseat003"])[0] == 429  # locked for a while, even with the right code
+    log = (BASE / "web" / "log").read_text()
+    assert "join failed seat=tseat003" in log and codes["tseat001"] not in log and "wrong-code" not in log
+
+
 def test_a_runaway_seat_is_capped_and_the_others_answer(room: Cli) -> None:
     pids_max = 1024
     hog = ssh("tseat003", 'timeout 20 python3 -c "b = bytearray(3 << 30); print(len(b))"', timeout=60)
@@ -157,23 +322,6 @@ def test_a_runaway_seat_is_capped_and_the_others_answer(room: Cli) -> None:
     other = ssh("tseat001", "invoke status --json", timeout=60)
     assert other.returncode == 0 and time.monotonic() - t0 < 30
     limits.kill(PREFIX, "tseat003")  # its sleeps; its lab comes back with reset below
-
-
-def test_trainer_actions_one_line_per_seat(room: Cli) -> None:
-    # the runaway test above left tseat003's lab stopped: that seat refuses, on its own line
-    out = room("classroom.exercise", "no-dhcp-options", "--all", check=False).stdout
-    assert out.count("✓ exercise no-dhcp-options") == 2, out
-    assert "tseat003  ✗ exercise no-dhcp-options: the lab at /home/tseat003/.lab/ovn-lab is not running" in out
-    for seat in ("tseat001", "tseat002"):
-        r = ssh(seat, "invoke exercise.check")
-        assert r.returncode == 1, r.stdout  # not solved yet, in each seat's own lab
-    r = room("classroom.reset", "--all")
-    assert r.stdout.count("✓ reset") == 3, r.stdout
-    assert all(row["lab"] == "up" and row["terminal"] for row in status(room).values())
-    r = ssh("tseat001", "invoke exercise.check")  # a new lab, as just after up
-    assert r.returncode == 1 and "no exercise running" in r.stderr, r
-    r = room("classroom.reset", check=False)
-    assert r.returncode == 2 and "name one seat or --all" in r.stderr
 
 
 def test_down_leaves_nothing(room: Cli) -> None:

@@ -10,12 +10,14 @@ from ..cli import call
 def main() -> None:
     p = argparse.ArgumentParser(prog="labgen.classroom")
     sub = p.add_subparsers(dest="action", required=True)
-    for action in ("up", "down", "status", "reset", "exercise", "cards"):
+    for action in ("up", "down", "status", "reset", "exercise", "cards", "serve"):
         a = sub.add_parser(action)
         a.add_argument("--config", required=True)
         if action == "up":
             a.add_argument("--seats", type=int, required=True)
             a.add_argument("--demo", action="store_true")
+        if action == "serve":
+            a.add_argument("--port", type=int)
         if action == "status":
             a.add_argument("--json", action="store_true")
         if action == "exercise":
@@ -31,6 +33,8 @@ def main() -> None:
         call(target, args.config, as_json=args.json)
     elif args.action == "reset":
         call(target, args.config, args.seat, all_=args.all)
+    elif args.action == "serve":
+        call(target, args.config, args.port)
     elif args.action == "exercise":
         call(target, args.config, args.name, args.seat, all_=args.all)
     else:

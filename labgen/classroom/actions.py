@@ -61,3 +61,11 @@ def cards(config: str) -> None:
         from .cards import cards as print_cards
 
         print_cards(Room(config))
+
+
+def serve(config: str, port: int | None = None) -> None:
+    argv = ["--config", str(Path(config).resolve()), *(["--port", str(port)] if port else [])]
+    if as_root("serve", "to hand the web app's account its keys, then run the web app as that account", argv):
+        from .serve import serve as run
+
+        run(Room(config), int(port) if port else None)

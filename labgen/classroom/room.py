@@ -21,16 +21,12 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ..errors import InputError, LabError
+from ..errors import InputError, SeatsFailed
 from ..load import load_lab
 from ..ui import console
 from . import limits, sshd
 from .config import MAX_SEATS, Classroom, load_classroom
-from .seats import ENGINES, MARK, Ran, Seat, SeatEngine
-
-
-class SeatsFailed(LabError):
-    """Some seats did not reach what the trainer asked for; each was named on its own line above."""
+from .seats import ENGINES, MARK, Ran, Seat, SeatEngine, kill_uid
 
 
 def parallelism() -> int:
@@ -200,11 +196,9 @@ class Room:
         if room.base.exists():
             sshd.stop(room)
             limits.restore_pids(room.state)
-        try:
-            pwd.getpwnam(room.web_user)
+        with contextlib.suppress(KeyError):
+            kill_uid(pwd.getpwnam(room.web_user).pw_uid)  # the web app: its sessions end with the classroom
             subprocess.run(["userdel", room.web_user], check=True, capture_output=True)
-        except KeyError:
-            pass
         with_group = [g.gr_name for g in grp.getgrall() if g.gr_name == room.web_user]
         for g in with_group:
             subprocess.run(["groupdel", g], check=False, capture_output=True)

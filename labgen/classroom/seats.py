@@ -234,7 +234,7 @@ class AccountsEngine(SeatEngine):
             pw = None
         if pw and pw.pw_gecos == f"{MARK} {self.room.prefix}":
             limits.kill(self.room.prefix, seat.name)
-            _kill_uid(pw.pw_uid)  # anything that left the cgroup (v2 logins)
+            kill_uid(pw.pw_uid)  # anything that left the cgroup (v2 logins)
             _root(["userdel", "--remove", seat.name], ok=(0, 6, 12))  # 12: home already gone
             shutil.rmtree(self.home(seat), ignore_errors=True)
         limits.remove(self.room.prefix, seat.name)
@@ -246,7 +246,7 @@ def _world_reachable(path: Path, mode: int = 0o004) -> bool:
     return all(d.stat().st_mode & 0o001 for d in real.parents) and real.stat().st_mode & mode == mode
 
 
-def _kill_uid(uid: int, timeout: float = 10) -> None:
+def kill_uid(uid: int, timeout: float = 10) -> None:
     """SIGKILL every process of the uid until /proc has none left (killed ones linger until reaped)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
