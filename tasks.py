@@ -256,5 +256,18 @@ ns = Collection(
     ssh_config,
 )
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))
-classroom = (classroom_up, classroom_down, classroom_status, classroom_reset, classroom_exercise, classroom_cards)
+@task(name="serve", help={"port": "the web app's port (default: web_port of [classroom])", "config": CONFIG_HELP})
+def classroom_serve(c, port=None, config=CONFIG):
+    """Run the classroom's web app (seat pages with a terminal, the trainer's dashboard) as its own account."""
+    call("labgen.classroom.actions:serve", config, port)
+
+
+@task(name="progress", help={"config": CONFIG_HELP})
+def classroom_progress(c, config=CONFIG):
+    """As a seat: the tutorial's steps, each ticked when the live lab shows its state (JSON, for the web app)."""
+    call("labgen.classroom.progress:show", config)
+
+
+classroom = [classroom_up, classroom_down, classroom_status, classroom_reset, classroom_exercise, classroom_cards]
+classroom += [classroom_serve, classroom_progress]
 ns.add_collection(Collection("classroom", *classroom))
