@@ -86,6 +86,15 @@ def test_up_makes_three_ready_seats_apart(room: Cli) -> None:
         assert "not allowed" in r.stdout + r.stderr, r.stdout
 
 
+def test_cards_give_each_seat_its_url_and_code(room: Cli) -> None:
+    codes = json.loads((STATE / "join-codes.json").read_text())
+    out = room("classroom.cards").stdout
+    for seat in SEATS:
+        assert f"## {seat}" in out and f"join code: `{codes[seat]}`" in out
+    assert out.count(f"open {URL}/") == 3
+    assert (STATE / "cards.html").read_text().count('class="card"') == 3
+
+
 def test_up_again_is_idempotent_and_more_seats_add(room: Cli) -> None:
     codes = json.loads((STATE / "join-codes.json").read_text())
     out = room("classroom.up", "--seats", "2", timeout=600).stdout
@@ -267,12 +276,20 @@ def test_a_trainee_in_the_browser_and_the_trainer_watching(room: Cli, served: Ca
     assert ports.text == "<b>x</b>" and not ports.find_elements(By.TAG_NAME, "b")  # markup shows as text
     assert "✓ Step 4" in chrome.find_element(By.CSS_SELECTOR, f"{row} .step").text
     chrome.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    # over the trainee's shoulder: the same screen, read-only
+    chrome.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    wait("the watched terminal", lambda: chrome.find_element(By.ID, "term").get_attribute("data-state") == "connected")
+    wait("net0 on the watched screen", lambda: "(net0)" in screen(chrome))
+    chrome.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys("echo typed-by-the-trainer" + Keys.ENTER)
+    time.sleep(1)
+    assert "typed-by-the-trainer" not in ssh("tseat002", "tmux capture-pane -p -S - -t lab").stdout
+    chrome.back()
     chrome.find_element(By.ID, "ex-name").send_keys("no-dhcp-options")
     chrome.find_element(By.CSS_SELECTOR, "#exercise button").click()
     out = chrome.find_element(By.ID, "action-out")
     wait("one line per seat", lambda: out.text.count("tseat00") == 3, timeout=120)
-    # every lab is as just after up (reset above): nothing to break yet, each seat says so
-    assert out.text.count(": ✗ ") == 3 and "✗ ✗" not in out.text, out.text
+    # one line per seat; seat 2's lab (reset above) has nothing to break yet, and says so
+    assert out.text.count(": ✗ ") + out.text.count(": ✓ done") == 3 and "✗ ✗" not in out.text, out.text
     assert "tseat002: ✗ the lab must pass `invoke check` before an exercise starts" in out.text, out.text
     print(f"screenshots: {ARTIFACTS / 'seat.png'} {ARTIFACTS / 'dashboard.png'}")
 

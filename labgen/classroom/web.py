@@ -164,7 +164,7 @@ class App:
             raise web.HTTPForbidden(text="websocket from a foreign Origin")
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
-        command = ["tmux attach -r -t lab"] if read_only else []
+        command = ["tmux attach -f read-only,ignore-size -t lab"] if read_only else []
         await webterm.relay(ws, self.ssh(seat, *command, tty=True), read_only)
         return ws
 

@@ -1,7 +1,8 @@
 """A browser terminal: a websocket relayed to `ssh -tt` into the seat through the classroom's sshd, on a
 pty of its own. The seat's login attaches to its one tmux session, so a reload, a dropped connection or a
 restart of the web app finds the same terminal with its scrollback. Read-only (the trainer looking over a
-shoulder): `tmux attach -r`, and what the browser types is dropped."""
+shoulder): a read-only tmux client that leaves the seat's window size alone, and what the browser types
+is dropped."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ async def relay(ws: web.WebSocketResponse, argv: list[str], read_only: bool) -> 
                 doc = json.loads(msg.data)
             except ValueError:
                 continue
-            if "resize" in doc and not read_only:
+            if "resize" in doc:  # a watcher's too: its tmux client ignores its size (see web.term)
                 cols, rows = doc["resize"]
                 _resize(master, int(cols), int(rows))
             elif "data" in doc and not read_only:
