@@ -275,6 +275,7 @@ def test_a_trainee_in_the_browser_and_the_trainer_watching(room: Cli, served: Ca
     ports = chrome.find_element(By.CSS_SELECTOR, f"{row} .ports")
     assert ports.text == "<b>x</b>" and not ports.find_elements(By.TAG_NAME, "b")  # markup shows as text
     assert "✓ Step 4" in chrome.find_element(By.CSS_SELECTOR, f"{row} .step").text
+    assert chrome.find_element(By.CSS_SELECTOR, f"{row} .chassis").text == "3"
     chrome.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     # over the trainee's shoulder: the same screen, read-only
     chrome.find_element(By.CSS_SELECTOR, f"{row} a").click()

@@ -28,7 +28,7 @@ STEPS = (
 def read(config: str | Path) -> dict[str, Any]:
     lab, backend = open_lab(config)
     done = dict.fromkeys((k for k, _ in STEPS), False)
-    out: dict[str, Any] = {"lab": lab.name, "steps": [], "ports": [], "error": None}
+    out: dict[str, Any] = {"lab": lab.name, "steps": [], "ports": [], "chassis": 0, "error": None}
     states = backend.status() if backend.state.backend() else {}
     done["up"] = bool(states) and all(s == "running" for s in states.values())
     if done["up"]:
@@ -40,6 +40,7 @@ def read(config: str | Path) -> dict[str, Any]:
             ports = {r["name"]: r for r in observe.fact(central, "nb_ports")}
             bound = {r["logical_port"] for r in observe.fact(central, "sb_bindings") if isinstance(r["chassis"], str)}
             out["ports"] = sorted(ports)
+            out["chassis"] = len(observe.fact(central, "sb_chassis"))
             want = [p.name for p in lab.ports]
             done["switch"] = all(s.name in switches for s in lab.switches)
             done["dhcp"] = all(str(s.subnet) in dhcp for s in lab.switches)

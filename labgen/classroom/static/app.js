@@ -90,7 +90,8 @@ function dashboard() {
     const steps = row.steps || [];
     let reached = 0;
     while (reached < steps.length && steps[reached].done) reached++;
-    set("lab", steps.length && steps[0].done ? "✓ up" : "✗ not up");
+    set("lab", steps.length && steps[0].done ? "✓ up (nodes running)" : "✗ not up");
+    set("chassis", String(row.chassis || 0));
     set("step", reached ? "✓ " + steps[reached - 1].text : "○ none yet");
     set("ports", (row.ports || []).join(", ") || "none");
     const leases = steps.find((s) => s.key === "leases");
