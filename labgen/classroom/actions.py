@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..ui import console
 from .room import Room
-from .seats import CHECKOUT
+from .runtime import CHECKOUT
 
 
 def as_root(action: str, why: str, argv: list[str]) -> bool:

@@ -10,18 +10,15 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
-import sysconfig
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BackendFailed
-from . import limits
+from . import limits, runtime
 from .config import Classroom
 
-CHECKOUT = Path(__file__).resolve().parents[2]  # the code every seat runs (read-only to them)
 MARK = "ovn-classroom"
 # the seat's tasks.py: `invoke` typed in the home finds the project's tasks in the checkout
 SHIM = """import importlib.util
@@ -105,40 +102,10 @@ class AccountsEngine(SeatEngine):
         return self.room.base / "bin"
 
     def python(self) -> str:
-        venv = self.room.base / "venv" / "bin" / "python3"
-        return str(venv) if venv.exists() else str(CHECKOUT / ".venv" / "bin" / "python3")
+        return runtime.python(self.room.base)
 
     def prepare(self) -> None:
-        """The seats run the trainer's checkout. Its .venv's Python may live where other users cannot go
-        (a pyenv under /root): then a venv of the system's python3 of the same version, beside the
-        classroom, borrows the .venv's installed packages."""
-        self.room.base.mkdir(mode=0o755, parents=True, exist_ok=True)
-        venv = self.room.base / "venv"
-        system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/bin")
-        if system and not (venv / "bin" / "python3").exists() and not self._usable(self.python()):
-            subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
-            site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-            site.joinpath("trainer-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-        self.bin_dir().mkdir(mode=0o755, exist_ok=True)
-        invoke = self.bin_dir() / "invoke"
-        invoke.write_text(f"#!{self.python()}\nfrom invoke.main import program\n\nprogram.run()\n")
-        invoke.chmod(0o755)
-        if not self._usable(self.python()):
-            raise BackendFailed(
-                f"the seats cannot run the project from {CHECKOUT}: its files or its .venv are not readable by "
-                "other users",
-                f"chmod -R o+rX {CHECKOUT}, or clone it where every user can read it and run setup there",
-            )
-
-    def _usable(self, python: str) -> bool:
-        r = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", python, "-c", "import invoke"],
-            cwd=CHECKOUT,
-            capture_output=True,
-            check=False,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(CHECKOUT), "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-        return r.returncode == 0 and _world_reachable(Path(python), 0o005) and _world_reachable(CHECKOUT / "tasks.py")
+        runtime.prepare(self.room.base)
 
     def existing(self) -> list[Seat]:
         mark = f"{MARK} {self.room.prefix}"
@@ -182,7 +149,7 @@ class AccountsEngine(SeatEngine):
         files = {
             "lab.toml": Path(self.room.source).read_text(),
             # `invoke` in the home finds the project's tasks: this file loads the checkout's
-            "tasks.py": SHIM.format(checkout=str(CHECKOUT)),
+            "tasks.py": SHIM.format(checkout=str(runtime.code_dir(self.room.base))),
             ".classroom.sh": f'export PATH="{self.bin_dir()}:$PATH" OVN_LAB_CONFIG="$HOME/lab.toml"\n',
         }
         for name, text in files.items():
@@ -238,12 +205,6 @@ class AccountsEngine(SeatEngine):
             _root(["userdel", "--remove", seat.name], ok=(0, 6, 12))  # 12: home already gone
             shutil.rmtree(self.home(seat), ignore_errors=True)
         limits.remove(self.room.prefix, seat.name)
-
-
-def _world_reachable(path: Path, mode: int = 0o004) -> bool:
-    """Every directory on the real path searchable by others, and the file has `mode` for them."""
-    real = path.resolve()
-    return all(d.stat().st_mode & 0o001 for d in real.parents) and real.stat().st_mode & mode == mode
 
 
 def kill_uid(uid: int, timeout: float = 10) -> None:

@@ -14,9 +14,8 @@ from ..errors import ClassroomNotUp
 from ..load import load_lab
 from ..ui import console
 from ..workshop.exercises import EXERCISES
-from . import sshd
+from . import runtime, sshd
 from .room import Room
-from .seats import CHECKOUT
 
 
 def web_home(room: Room) -> Path:
@@ -60,7 +59,8 @@ def serve(room: Room, port: int | None) -> None:
         f"the trainer token is in {c.state / 'trainer-token'}; Ctrl-C stops it"
     )
     sys.stdout.flush()
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(CHECKOUT), "PYTHONDONTWRITEBYTECODE": "1"}
-    os.chdir(CHECKOUT)
+    code = runtime.code_dir(c.base)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    os.chdir(code)
     argv = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
     os.execvpe("setpriv", [*argv, room.engine.python(), "-m", "labgen.classroom.webserver", "--home", str(home)], env)
