@@ -74,3 +74,26 @@ def test_wrong_codes_are_limited_per_seat_and_per_address() -> None:
     for n in range(webauth.PER_ADDRESS):
         limiter.failed(f"seat{100 + n}", "10.0.0.2")
     assert limiter.blocked("seat005", "10.0.0.2")
+
+
+def test_a_task_that_needs_root_says_why_then_reruns_through_sudo(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    from labgen.classroom import actions
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(actions.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(
+        actions.subprocess, "run", lambda argv, **kw: ran.append(argv) or subprocess.CompletedProcess(argv, 3)
+    )
+    with pytest.raises(SystemExit) as e:
+        actions.down("lab.toml")
+    assert e.value.code == 3  # sudo's exit status is the task's
+    assert "classroom.down needs root to create and remove the seat accounts" in capsys.readouterr().out
+    assert ran == [
+        ["sudo", "--", "env", f"PYTHONPATH={ROOT}", sys.executable, "-m", "labgen.classroom", "down", "--config",
+         str((Path("lab.toml")).resolve())]
+    ]  # fmt: skip
