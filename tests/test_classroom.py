@@ -342,12 +342,22 @@ def test_a_runaway_seat_is_capped_and_the_others_answer(room: Cli) -> None:
     limits.kill(PREFIX, "tseat003")  # its sleeps; its lab comes back with reset below
 
 
+def test_a_higher_seats_adds_seats(room: Cli) -> None:
+    out = room("classroom.up", "--seats", "4", timeout=600).stdout
+    assert "tseat004  ✓ ready" in out and out.count("✓ ready") == 4, out
+    assert "AllowUsers tseat001 tseat002 tseat003 tseat004" in (STATE / "sshd_config").read_text()
+    assert ssh("tseat004", "id -un").stdout.strip() == "tseat004"  # the running sshd took the new seat
+    codes = json.loads((STATE / "join-codes.json").read_text())
+    assert len(set(codes.values())) == 4
+
+
 def test_down_leaves_nothing(room: Cli) -> None:
-    uids = [pwd.getpwnam(s).pw_uid for s in SEATS]
+    seats = (*SEATS, "tseat004")
+    uids = [pwd.getpwnam(s).pw_uid for s in seats]
     room("classroom.down", timeout=300)
     names = {p.pw_name for p in pwd.getpwall()}
-    assert not names & {*SEATS, f"{PREFIX}-web"}
-    assert not any(Path("/home", s).exists() for s in SEATS)
+    assert not names & {*seats, f"{PREFIX}-web"}
+    assert not any(Path("/home", s).exists() for s in seats)
     assert not BASE.exists()
     assert not [p for p in Path("/proc").iterdir() if p.name.isdigit() and _uid(p) in uids], uids
     assert not any(d.exists() for d in limits.parent_dirs(PREFIX))
