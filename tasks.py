@@ -197,6 +197,50 @@ def ssh_config(c, config=CONFIG):
     call("labgen.lab:ssh_config", config)
 
 
+# `invoke classroom.up --seats N`, `classroom.down`, `.status`, `.reset`, `.exercise`, `.cards` (as root, via sudo)
+@task(
+    name="up",
+    help={"seats": "how many seats (a higher number adds seats)", "demo": "also run the demo in each seat's lab",
+          "config": CONFIG_HELP},
+)
+def classroom_up(c, seats=None, config=CONFIG, demo=False):
+    """Make N seats: an account, a lab (and its demo) and a terminal each, and the classroom's own sshd."""
+    call("labgen.classroom.actions:up", config, seats, demo=demo)
+
+
+@task(name="down", help={"config": CONFIG_HELP})
+def classroom_down(c, config=CONFIG):
+    """Remove every account, home, process, limit and lab of the classroom, its sshd and its state."""
+    call("labgen.classroom.actions:down", config)
+
+
+@task(name="status", help={"config": CONFIG_HELP, "json": "print machine-readable JSON"})
+def classroom_status(c, config=CONFIG, json_=False):
+    """One row per seat: its lab, chassis, bindings, leases and terminal."""
+    call("labgen.classroom.actions:status", config, as_json=json_)
+
+
+@task(name="reset", help={"seat": "seat name or number", "all": "every seat", "config": CONFIG_HELP})
+def classroom_reset(c, seat=None, all_=False, config=CONFIG):
+    """Take a seat's lab (or every seat's) back to just after up."""
+    call("labgen.classroom.actions:reset", config, seat, all_=all_)
+
+
+@task(
+    name="exercise",
+    help={"name": "exercise name", "seat": "seat name or number", "all": "every seat", "config": CONFIG_HELP},
+)
+def classroom_exercise(c, name, seat=None, all_=False, config=CONFIG):
+    """Start exercise NAME in one seat's lab or every seat's; a seat with nothing to break yet says so."""
+    call("labgen.classroom.actions:exercise", config, name, seat, all_=all_)
+
+
+@task(name="cards", help={"config": CONFIG_HELP})
+def classroom_cards(c, config=CONFIG):
+    """One card per seat: the URL and its join code, as Markdown and as printable HTML."""
+    call("labgen.classroom.actions:cards", config)
+
+
 ns = Collection(
     up,
     demo,
@@ -217,3 +261,18 @@ ns = Collection(
     ssh_config,
 )
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))
+@task(name="serve", help={"port": "the web app's port (default: web_port of [classroom])", "config": CONFIG_HELP})
+def classroom_serve(c, port=None, config=CONFIG):
+    """Run the classroom's web app (seat pages with a terminal, the trainer's dashboard) as its own account."""
+    call("labgen.classroom.actions:serve", config, port)
+
+
+@task(name="progress", help={"config": CONFIG_HELP})
+def classroom_progress(c, config=CONFIG):
+    """As a seat: the tutorial's steps, each ticked when the live lab shows its state (JSON, for the web app)."""
+    call("labgen.classroom.progress:show", config)
+
+
+classroom = [classroom_up, classroom_down, classroom_status, classroom_reset, classroom_exercise, classroom_cards]
+classroom += [classroom_serve, classroom_progress]
+ns.add_collection(Collection("classroom", *classroom))

@@ -80,6 +80,10 @@ class Checker:
             return None
         return self.ruled(value, where, k)
 
+    def values(self, data: dict[str, Any], path: str) -> dict[str, Any]:
+        """Every key of the plain table at `path` ([ovn], [classroom]), each as `get` reads it."""
+        return {name: self.get(data, path, f"{path}.{name}") for name in SCHEMA[path]}
+
     def name(self, name: str, path: str, rule: str) -> bool:
         """A name of a named table ([nodes.NAME]) checked by its rule; False (with an Issue) when broken."""
         return self.ruled(name, path, KEY[rule]) is not None

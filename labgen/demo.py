@@ -18,6 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from . import gates
 from .backends.base import Backend
 from .errors import ShowFailed, StageFailed
 from .gates import wait_for
@@ -198,6 +201,9 @@ class Demo:
         return lines
 
 
+PING_WAIT = 30  # seconds a ping may take to pass: a bounded wait on the path, never one guess
+
+
 def ping_matrix(lab: Lab, backend: Backend, ips: dict[str, str], record: Callable[[str], None] | None = None) -> None:
     """From the first port of each switch to every other port on it, all at once; shown in order. Ports on
     different switches have no path (no router joins them), so none is tried."""
@@ -212,10 +218,18 @@ def ping_matrix(lab: Lab, backend: Backend, ips: dict[str, str], record: Callabl
         return "same host" if dst.node == src.node else f"{src.node} -> {dst.node} over geneve"
 
     def ping(pair: tuple[Port, Port]) -> tuple[bool, list[str]]:
-        # two packets 10 ms apart: one reply proves the path (ping exits 0), the second shows it holds
+        # two packets 10 ms apart: one reply proves the path (ping exits 0), the second shows it holds.
+        # Under a room's load (many labs at once) the path can come later than the leases: a bounded wait,
+        # showing the last try
         src, dst = pair
         argv = ["ip", "netns", "exec", src.netns, "ping", "-c", "2", "-i", "0.01", "-W", "2", ips[dst.name]]
-        r = backend.run(src.node, argv, timeout=60)
+        retrying = Retrying(
+            stop=stop_after_delay(PING_WAIT * gates.SCALE),
+            wait=wait_fixed(0.2),
+            retry=retry_if_result(lambda r: not r.ok),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        r = retrying(backend.run, src.node, argv, timeout=60)
         return r.ok, echo(src.node, shlex.join(argv), r)
 
     with ThreadPoolExecutor(max_workers=len(pairs)) as pool:

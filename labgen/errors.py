@@ -117,3 +117,12 @@ class GateTimeout(LabError):
 
 class GaveUp(LabError):
     """A node stopped waiting because another failed: that other failure is the one to report."""
+
+
+class SeatsFailed(LabError):
+    """Some classroom seats did not reach what the trainer asked for; each was named on its own line."""
+
+
+class ClassroomNotUp(LabError):
+    def __init__(self, prefix: str):
+        super().__init__(f"classroom {prefix} is not up (no seats, or its sshd stopped)", "run `invoke classroom.up`")

@@ -25,6 +25,7 @@ HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # no '_': it separ
 LAB_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")  # a hostname of at most 20 characters
 IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")  # Linux IFNAMSIZ - 1 = 15
 OVNNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+ACCOUNT = re.compile(r"[a-z][a-z0-9]{0,15}")  # + 3 digits: a Linux account name
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 BOX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?")
 UINT32 = 2**32 - 1
@@ -91,6 +92,7 @@ KEYS: tuple[Key, ...] = (
     Key("", "nodes", dict, "one table per node, [nodes.NAME]", default={}),
     Key("", "switches", dict, "one table per logical switch, [switches.NAME]", default={}),
     Key("", "ports", dict, "one table per logical port, [ports.NAME]", default={}),
+    Key("", "classroom", dict, "the classroom: seat accounts, its web app and sshd, each seat's limits", default={}),
     Key("lab", "name", str, "prefix of every VM, libvirt network/volume and namespace; two labs with different "
         "names (and subnets) can run side by side", default="ovn-lab", pattern=LAB_NAME,
         bad="{value} cannot prefix host and interface names",
@@ -152,6 +154,20 @@ KEYS: tuple[Key, ...] = (
     Key("ports.NAME", "netns", str, 'the namespace ("VM") on the node that gets its address by DHCP; one port per '
         "netns and node", REQUIRED, pattern=IFNAME, bad="{value} is not a usable namespace name", fix=IFNAME_FIX),
     Key("ports.NAME", "mac", str, "its MAC, or `dynamic`: OVN chooses", REQUIRED, choices=("dynamic",), value="mac"),
+    Key("classroom", "prefix", str, "the classroom's name: seat accounts are PREFIX001..., its web app's account "
+        "PREFIX-web", default="seat", pattern=ACCOUNT, bad="{value} is not an account name",
+        fix="use a lowercase letter, then up to 15 lowercase letters and digits"),
+    Key("classroom", "listen", str, "the address the web app and the classroom's sshd listen on",
+        default="127.0.0.1", value="address"),
+    Key("classroom", "web_port", int, "the web app's port", default=8080, range=(1024, 65535),
+        bad="{value} is out of range", fix="use a port from 1024 to 65535"),
+    Key("classroom", "ssh_port", int, "the classroom's own sshd (keys only, its seats only)", default=2222,
+        range=(1024, 65535), bad="{value} is out of range", fix="use a port from 1024 to 65535"),
+    Key("classroom", "memory", int, "MiB per seat (a lab takes about 64)", default=768, range=(128, 1 << 20),
+        bad="{value} MiB is out of range for a seat", fix="use at least 128"),
+    Key("classroom", "pids", int, "tasks per seat (a lab runs about 170 threads)", default=1024,
+        range=(256, 1 << 22), bad="{value} is out of range for a seat", fix="use at least 256"),
+    Key("classroom", "hidepid", bool, "mount /proc with hidepid=2 while the classroom is up", default=True),
 )
 # fmt: on
 

@@ -68,6 +68,7 @@ def validate(data: dict[str, Any], source: str = "lab.toml") -> Lab:
 
     ovn_t = checker.table(data.get("ovn", {}), "ovn", "ovn")
     transport = checker.get(ovn_t, "ovn", "ovn.transport")
+    checker.values(checker.table(data.get("classroom", {}), "classroom", "classroom"), "classroom")  # validate too
 
     v_t = checker.table(data.get("vagrant", {}), "vagrant", "vagrant")
     accel = checker.get(v_t, "vagrant", "vagrant.accel")

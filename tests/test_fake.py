@@ -497,6 +497,7 @@ def test_every_task_makes_one_labgen_call_that_exists(monkeypatch: pytest.Monkey
         "capture": ("n",),
         "snapshot": ("save",),
         "start": ("x",),
+        "exercise": ("x",),
         "trace": ("vm1", "vm3"),
     }
     for name in tasks.ns.task_names:

@@ -15,8 +15,9 @@ import pytest
 
 from labgen.backends import BACKENDS
 from labgen.checker import Checker
+from labgen.classroom.config import load_classroom
 from labgen.errors import LabInvalid
-from labgen.keys import KEY, KEYS, REQUIRED, VALUES, Key, required
+from labgen.keys import KEY, KEYS, REQUIRED, SCHEMA, VALUES, Key, required
 from labgen.load import load_lab, validate
 from labgen.model import DHCP_REQUIRED, Ovn
 from tests import golden
@@ -245,7 +246,7 @@ def test_the_model_takes_its_defaults_from_the_table() -> None:
     data = tomllib.loads((HERE.parent / "lab.toml").read_text())
     for k in KEYS:
         if k.default not in (REQUIRED, None) and k.type is not dict and "NAME" not in k.path:
-            data[k.table].pop(k.name, None)
+            data.get(k.table, {}).pop(k.name, None)
     data["nodes"]["ovn-host-01"].pop("central", None)
     data["switches"]["net0"].pop("exclude_ips")
     lab = validate(data)
@@ -263,6 +264,8 @@ def test_the_model_takes_its_defaults_from_the_table() -> None:
         "nodes.NAME.central": lab.node("ovn-host-01").central,
         "switches.NAME.exclude_ips": lab.switches[0].exclude_ips,
     }
+    room = load_classroom(HERE.parent / "lab.toml")  # lab.toml has no [classroom]: every key its default
+    got |= {f"classroom.{name}": getattr(room, name) for name in SCHEMA["classroom"]}
     defaults = {k.path: k.default for k in KEYS if k.default not in (REQUIRED, None) and k.type is not dict}
     assert got == defaults
     assert Ovn().transport == KEY["ovn.transport"].default and required("switches.NAME.dhcp") == DHCP_REQUIRED

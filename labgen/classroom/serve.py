@@ -1,0 +1,66 @@
+"""`classroom.serve`: give the web app's account what it needs (the seats' keys, the join codes, the trainer
+token, the session secret; in its own 0700 directory) and run the web app as that account, never as root."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import sys
+from pathlib import Path
+
+from ..errors import ClassroomNotUp
+from ..load import load_lab
+from ..ui import console
+from ..workshop.exercises import EXERCISES
+from . import runtime, sshd
+from .room import Room
+
+
+def web_home(room: Room) -> Path:
+    return room.room.base / "web"
+
+
+def prepare(room: Room, port: int | None) -> tuple[pwd.struct_passwd, Path]:
+    c = room.room
+    seats = [s.name for s in room.engine.existing()]
+    if not seats or sshd.pid(c) is None:
+        raise ClassroomNotUp(c.prefix)
+    pw = pwd.getpwnam(c.web_user)
+    home = web_home(room)
+    home.mkdir(mode=0o700, exist_ok=True)
+    (home / "keys").mkdir(mode=0o700, exist_ok=True)
+    for seat in seats:
+        shutil.copyfile(sshd.private_key(c, seat), home / "keys" / seat)
+    for name in ("join-codes.json", "trainer-token", "session-secret", "known_hosts"):
+        shutil.copyfile(c.state / name, home / name)
+    conf = {
+        "prefix": c.prefix,
+        "listen": c.listen,
+        "web_port": port or c.web_port,
+        "ssh_port": c.ssh_port,
+        "seats": seats,
+        "nodes": list(load_lab(c.source).node_names),
+        "exercises": sorted(EXERCISES),
+    }
+    (home / "config.json").write_text(json.dumps(conf))
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    return pw, home
+
+
+def serve(room: Room, port: int | None) -> None:
+    pw, home = prepare(room, port)
+    c = room.room
+    console.print(
+        f"classroom {c.prefix}: http://{c.listen}:{port or c.web_port}/ as the account {c.web_user}; "
+        f"the trainer token is in {c.state / 'trainer-token'}; Ctrl-C stops it"
+    )
+    sys.stdout.flush()
+    code = runtime.code_dir(c.base)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    os.chdir(code)
+    argv = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
+    os.execvpe("setpriv", [*argv, room.engine.python(), "-m", "labgen.classroom.webserver", "--home", str(home)], env)

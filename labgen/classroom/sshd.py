@@ -1,0 +1,158 @@
+"""The classroom's own sshd: its own port and host key, only its seats, keys only, each login forced into the
+seat's tmux session (login.py). The system's sshd and /etc/ssh are never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import BackendFailed
+from . import limits
+from .config import Classroom
+
+SSHD = "/usr/sbin/sshd"
+
+
+def keys_dir(room: Classroom) -> Path:
+    """The seats' public keys: root's and readable, as sshd's StrictModes wants (it reads them as the seat)."""
+    return room.base / "keys"
+
+
+def private_key(room: Classroom, seat: str) -> Path:
+    return room.state / "keys" / seat
+
+
+def make_key(room: Classroom, seat: str) -> None:
+    key = private_key(room, seat)
+    if not key.exists():
+        key.parent.mkdir(mode=0o700, exist_ok=True)
+        _keygen(key, f"{seat}@{room.prefix}")
+    keys_dir(room).mkdir(mode=0o755, exist_ok=True)
+    pub = keys_dir(room) / f"{seat}.pub"
+    pub.write_text(key.with_suffix(".pub").read_text())
+    pub.chmod(0o644)
+
+
+def _keygen(path: Path, comment: str) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)], check=True, capture_output=True
+    )
+
+
+def install_login(room: Classroom, python: str) -> Path:
+    """The ForceCommand, at a path of fixed characters (sshd passes it to the seat's shell)."""
+    bin_dir = room.base / "bin"
+    bin_dir.mkdir(mode=0o755, exist_ok=True)
+    login = bin_dir / "login"
+    login.write_text(f"#!{python}\n" + (Path(__file__).parent / "login.py").read_text())
+    login.chmod(0o755)
+    cgroups = [str(d / "{seat}" / "cgroup.procs") for d in limits.parent_dirs(room.prefix)]
+    (bin_dir / "login.json").write_text(json.dumps({"cgroups": cgroups}))
+    return login
+
+
+def config_text(room: Classroom, seats: list[str], login: Path) -> str:
+    state = room.state
+    return "\n".join(
+        [
+            "# the classroom's own sshd (written by classroom.up; removed by classroom.down)",
+            f"Port {room.ssh_port}",
+            f"ListenAddress {room.listen}",
+            f"HostKey {state / 'ssh_host_ed25519_key'}",
+            f"PidFile {state / 'sshd.pid'}",
+            f"AuthorizedKeysFile {keys_dir(room)}/%u.pub",
+            f"AllowUsers {' '.join(seats)}",
+            "AuthenticationMethods publickey",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin no",
+            "UsePAM no",
+            "StrictModes yes",
+            "PermitUserRC no",
+            "PermitUserEnvironment no",
+            "AllowTcpForwarding no",
+            "AllowStreamLocalForwarding no",
+            "AllowAgentForwarding no",
+            "X11Forwarding no",
+            "PermitTunnel no",
+            "PrintMotd no",
+            "PrintLastLog no",
+            f"ForceCommand {login}",
+            "",
+        ]
+    )
+
+
+def pid(room: Classroom) -> int | None:
+    try:
+        p = int((room.state / "sshd.pid").read_text())
+        os.kill(p, 0)
+        return p
+    except (OSError, ValueError):
+        return None
+
+
+def start(room: Classroom, seats: list[str], python: str) -> None:
+    """Start the sshd, or have the running one read its new AllowUsers (seats added)."""
+    host_key = room.state / "ssh_host_ed25519_key"
+    if not host_key.exists():
+        _keygen(host_key, f"classroom {room.prefix}")
+    login = install_login(room, python)
+    conf = room.state / "sshd_config"
+    conf.write_text(config_text(room, seats, login))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    test = subprocess.run([SSHD, "-t", "-f", str(conf)], capture_output=True, text=True, check=False)
+    if test.returncode:
+        raise BackendFailed(f"sshd -t -f {conf}: {test.stderr.strip()}", "see the config it names")
+    running = pid(room)
+    if running:
+        os.kill(running, signal.SIGHUP)
+        return
+    r = subprocess.run([SSHD, "-f", str(conf), "-E", str(room.state / "sshd.log")], capture_output=True, text=True)
+    if r.returncode:
+        raise BackendFailed(f"sshd did not start: {r.stderr.strip()}", f"see {room.state / 'sshd.log'}")
+
+
+def stop(room: Classroom) -> None:
+    running = pid(room)
+    if not running:
+        return
+    os.kill(running, signal.SIGTERM)
+    for _ in range(100):
+        if pid(room) is None:
+            return
+        time.sleep(0.05)
+    os.kill(running, signal.SIGKILL)
+
+
+def ssh_argv(room: Classroom, seat: str, known_hosts: Path) -> list[str]:
+    """ssh to the seat through the classroom's sshd with the seat's key (the way the web app reaches it)."""
+    return [
+        "ssh",
+        "-p",
+        str(room.ssh_port),
+        "-i",
+        str(private_key(room, seat)),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        f"{seat}@{room.listen}",
+    ]
+
+
+def known_hosts(room: Classroom) -> Path:
+    path = room.state / "known_hosts"
+    pub = (room.state / "ssh_host_ed25519_key.pub").read_text().split()
+    host = f"[{room.listen}]:{room.ssh_port}"
+    path.write_text(f"{host} {pub[0]} {pub[1]}\n")
+    return path

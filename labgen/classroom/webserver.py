@@ -1,0 +1,81 @@
+"""The web app's server: routes, security headers on every answer, the dashboard's poller, and `main` as
+classroom.serve starts it (as the web app's account, with its directory)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .web import CSP, App
+
+
+def secure(h: Any) -> None:
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "no-referrer")
+    h.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as e:
+        secure(e.headers)
+        raise
+    secure(response.headers)
+    return response
+
+
+async def nothing(_: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
+def make_app(home: Path) -> web.Application:
+    a = App(home)
+    app = web.Application(middlewares=[headers])
+    app.add_routes(
+        [
+            web.get("/", a.index),
+            web.post("/join", a.join),
+            web.get("/seat/{seat}", a.seat_page),
+            web.get("/seat/{seat}/key", a.key),
+            web.get("/seat/{seat}/progress", a.progress),
+            web.post("/seat/{seat}/check", a.check),
+            web.get("/seat/{seat}/term", a.term),
+            web.get("/trainer", a.trainer_page),
+            web.post("/trainer/login", a.trainer_login),
+            web.get("/trainer/watch/{seat}", a.watch),
+            web.get("/trainer/watch/{seat}/term", a.term),
+            web.post("/trainer/action", a.action),
+            web.get("/trainer/live", a.live),
+            web.get("/static/{name}", a.asset),
+            web.get("/favicon.ico", nothing),
+        ]
+    )
+
+    async def start(_: web.Application) -> Any:
+        task = asyncio.create_task(a.poller())
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(start)
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="labgen.classroom.webserver")
+    p.add_argument("--home", required=True)
+    args = p.parse_args()
+    home = Path(args.home)
+    conf = json.loads((home / "config.json").read_text())
+    web.run_app(make_app(home), host=conf["listen"], port=conf["web_port"], print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
