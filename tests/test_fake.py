@@ -360,6 +360,18 @@ def test_check_names_a_fact_it_cannot_parse(lab: tuple[Path, Script]) -> None:
     assert "not JSON" in bad[0].evidence
 
 
+@pytest.mark.parametrize("out", ['{"pid_alive:ovsdb-server": true}', "[]"])
+def test_check_names_the_daemons_it_cannot_read(lab: tuple[Path, Script], out: str) -> None:
+    """The provisioner's answer without a daemon asked for (or not an object) is an unreadable fact."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    argv = next(a for n, a in script.answers if n == HOST1 and "facts" in a)
+    script.answer(HOST1, argv, stdout=out)
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok and f.node == HOST1]
+    assert [f.what for f in bad] == [f"cannot read the daemons' pidfiles on {HOST1}"]
+
+
 def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
     config, script = lab
     is_up(config)
