@@ -383,6 +383,31 @@ def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
     assert st.nodes[HOST1].tunnels == ["192.168.1.61", "192.168.1.63"]
 
 
+def test_status_and_graph_say_what_they_cannot_read(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """An unreadable SB, OVS or namespace is shown as such, never as no chassis, no tunnel or no lease."""
+    from labgen.workshop.graph import dot
+
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    script.answer(CENTRAL, FACTS["sb_encaps"].argv(""), rc=1, stderr="ovn-sbctl: database connection failed")  # type: ignore[misc]
+    script.answer(HOST1, FACTS["interfaces"].argv(""), rc=1, stderr="ovs-vsctl: db.sock: connection failed")  # type: ignore[misc]
+    script.answer(HOST1, FACTS["ns_addrs"].argv("vm1"), rc=1, stderr="Cannot open network namespace")  # type: ignore[misc]
+    st = status(config)
+    assert st.leases["port1"]["ipv4"] is None and st.nodes[HOST1].tunnels is None
+    assert [u.split(":")[0] for u in st.unreadable] == [
+        f"cannot read the SB's Encap rows on {CENTRAL}",
+        f"cannot read the OVS interfaces on {HOST1}",
+        f"cannot read the links in vm1 on {HOST1}",
+    ]
+    capsys.readouterr()
+    tasks.status(MockContext(), config=str(config))
+    out = capsys.readouterr().out
+    assert "cannot read the links in vm1" in out and "Cannot open network namespace" in out
+    drawn = dot(open_up_lab(config)[0], st)
+    assert "lease: cannot read" in drawn and "tunnels: cannot read" in drawn and "SB: cannot read" in drawn
+
+
 # -- exercises ----------------------------------------------------------------------------------------------
 def test_exercise_start_check_hint_solve(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
     config, script = lab
