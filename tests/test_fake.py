@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from labgen.observe import Observer
 from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import detrace, exercises
+from labgen.workshop.capture import capture
 from labgen.workshop.check import run_checks
 from labgen.workshop.status import status
 from labgen.workshop.trace import trace
@@ -406,6 +408,21 @@ def test_status_and_graph_say_what_they_cannot_read(lab: tuple[Path, Script], ca
     assert "cannot read the links in vm1" in out and "Cannot open network namespace" in out
     drawn = dot(open_up_lab(config)[0], st)
     assert "lease: cannot read" in drawn and "tunnels: cannot read" in drawn and "SB: cannot read" in drawn
+
+
+def test_capture_that_tcpdump_cannot_read_is_not_no_packets(
+    lab: tuple[Path, Script], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    if shutil.which("tcpdump") is None:
+        pytest.skip("the host has no tcpdump to summarize a capture with")
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    node_argv = [sys.executable, "-c", "print('not a pcap')"]  # what the node's capture wrote
+    monkeypatch.setattr(FakeBackend, "node_argv", lambda *_, **__: node_argv)
+    with pytest.raises(LabError, match="tcpdump cannot read "):
+        capture(config, HOST1, port="port1", seconds=1)
+    assert "no packets" not in capsys.readouterr().out
 
 
 # -- exercises ----------------------------------------------------------------------------------------------
