@@ -638,6 +638,22 @@ def test_trace_reads_ovn_trace_and_detrace_as_recorded(lab: tuple[Path, Script])
 
 
 @pytest.mark.parametrize(
+    ("rc", "stdout", "said"),
+    [(1, "", "cannot read the geneve port to 192.168.1.62 on"), (0, "\n", "has no geneve tunnel from")],
+)
+def test_trace_tells_an_unreadable_tunnel_from_a_missing_one(
+    lab: tuple[Path, Script], rc: int, stdout: str, said: str
+) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("trace")
+    argv = FACTS["geneve_ofport"].argv("192.168.1.62")  # type: ignore[misc]
+    script.answer(HOST2, argv, rc=rc, stdout=stdout, stderr="ovs-vsctl: db.sock: Connection refused" if rc else "")
+    with pytest.raises(LabError, match=said):
+        trace(config, "vm1", "vm3")
+
+
+@pytest.mark.parametrize(
     "actions",
     [  # the userspace datapath (netns), then the kernel's (VMs), as ofproto/trace prints them
         "-> tunneling to 192.168.1.63 via br-phy\nDatapath actions: tnl_push(tnl_port(4),header(size=58,type=5,"
