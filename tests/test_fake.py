@@ -352,6 +352,19 @@ def test_check_names_each_fact_it_cannot_read(lab: tuple[Path, Script], capsys) 
     # switches, DHCP, ports, chassis, bindings, ACLs, port security
 
 
+def test_check_names_a_namespace_that_fails_at_its_second_read(lab: tuple[Path, Script]) -> None:
+    """The MTU check reads vm1 again after the binding check did: a failure then is a finding, not a skipped
+    MTU check in an all-ok report."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    argv = FACTS["ns_addrs"].argv("vm1")  # type: ignore[misc]
+    key = (HOST1, tuple(argv))
+    script.answers[key] = [script.answers[key][-1], {"rc": 1, "stdout": "", "stderr": "Cannot open network namespace"}]
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
+    assert [f.what for f in bad] == [f"cannot read the links in vm1 on {HOST1}"]
+
+
 def test_check_names_a_fact_it_cannot_parse(lab: tuple[Path, Script]) -> None:
     config, script = lab
     is_up(config)
