@@ -58,8 +58,14 @@ class Observer:
     def daemons(self, node: str, names: list[str]) -> dict[str, bool]:
         """Which of the daemons `names` run on `node`, by their pidfiles (the node's provisioner reads them)."""
         argv = [*self.backend.provisioner(node), "facts", *(f"pid_alive:{d}" for d in names)]
-        got = self.read(node, argv, DAEMONS_ABOUT, json.loads)
-        return {d: bool(got[f"pid_alive:{d}"]) for d in names}
+
+        def alive(out: str) -> dict[str, bool]:  # output of another shape is unreadable, not a traceback
+            got = json.loads(out)
+            if not isinstance(got, dict):
+                raise ValueError("not a JSON object")
+            return {d: bool(got[f"pid_alive:{d}"]) for d in names}
+
+        return self.read(node, argv, DAEMONS_ABOUT, alive)
 
     # -- views --------------------------------------------------------------------------------------------
     def allocations(self) -> dict[str, Allocation]:

@@ -52,7 +52,11 @@ def _chassis(uuid: Any, names: dict[str, str]) -> str | None:
 def bindings(sb_bindings: Rows, sb_chassis: Rows) -> dict[str, Bound]:
     """Logical port -> where it is bound, joined with the chassis names (`sb_bindings`, `sb_chassis`)."""
     names = chassis_names(sb_chassis)
-    return {r["logical_port"]: Bound(_chassis(r["chassis"], names), r.get("up")) for r in sb_bindings}
+    return {r["logical_port"]: Bound(_chassis(r["chassis"], names), _up(r.get("up"))) for r in sb_bindings}
+
+
+def _up(up: Any) -> bool | None:
+    return up if isinstance(up, bool) else None  # optional: [] until ovn-controller sets it
 
 
 class PortKey(NamedTuple):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from labgen.observe import Observer
 from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import detrace, exercises
+from labgen.workshop.capture import capture
 from labgen.workshop.check import run_checks
 from labgen.workshop.status import status
 from labgen.workshop.trace import trace
@@ -350,6 +352,19 @@ def test_check_names_each_fact_it_cannot_read(lab: tuple[Path, Script], capsys) 
     # switches, DHCP, ports, chassis, bindings, ACLs, port security
 
 
+def test_check_names_a_namespace_that_fails_at_its_second_read(lab: tuple[Path, Script]) -> None:
+    """The MTU check reads vm1 again after the binding check did: a failure then is a finding, not a skipped
+    MTU check in an all-ok report."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    argv = FACTS["ns_addrs"].argv("vm1")  # type: ignore[misc]
+    key = (HOST1, tuple(argv))
+    script.answers[key] = [script.answers[key][-1], {"rc": 1, "stdout": "", "stderr": "Cannot open network namespace"}]
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
+    assert [f.what for f in bad] == [f"cannot read the links in vm1 on {HOST1}"]
+
+
 def test_check_names_a_fact_it_cannot_parse(lab: tuple[Path, Script]) -> None:
     config, script = lab
     is_up(config)
@@ -358,6 +373,18 @@ def test_check_names_a_fact_it_cannot_parse(lab: tuple[Path, Script]) -> None:
     bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
     assert [(f.code, f.what) for f in bad] == [("unreadable", f"cannot read the NB's ACLs on {CENTRAL}")]
     assert "not JSON" in bad[0].evidence
+
+
+@pytest.mark.parametrize("out", ['{"pid_alive:ovsdb-server": true}', "[]"])
+def test_check_names_the_daemons_it_cannot_read(lab: tuple[Path, Script], out: str) -> None:
+    """The provisioner's answer without a daemon asked for (or not an object) is an unreadable fact."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    argv = next(a for n, a in script.answers if n == HOST1 and "facts" in a)
+    script.answer(HOST1, argv, stdout=out)
+    bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok and f.node == HOST1]
+    assert [f.what for f in bad] == [f"cannot read the daemons' pidfiles on {HOST1}"]
 
 
 def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
@@ -369,6 +396,46 @@ def test_status_from_recorded_facts(lab: tuple[Path, Script]) -> None:
     assert st.bindings["port3"] == {"chassis": HOST2, "up": True}
     assert st.leases["port1"] == {"node": HOST1, "netns": "vm1", "ipv4": ["10.0.0.11/24"]}
     assert st.nodes[HOST1].tunnels == ["192.168.1.61", "192.168.1.63"]
+
+
+def test_status_and_graph_say_what_they_cannot_read(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """An unreadable SB, OVS or namespace is shown as such, never as no chassis, no tunnel or no lease."""
+    from labgen.workshop.graph import dot
+
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    script.answer(CENTRAL, FACTS["sb_encaps"].argv(""), rc=1, stderr="ovn-sbctl: database connection failed")  # type: ignore[misc]
+    script.answer(HOST1, FACTS["interfaces"].argv(""), rc=1, stderr="ovs-vsctl: db.sock: connection failed")  # type: ignore[misc]
+    script.answer(HOST1, FACTS["ns_addrs"].argv("vm1"), rc=1, stderr="Cannot open network namespace")  # type: ignore[misc]
+    st = status(config)
+    assert st.leases["port1"]["ipv4"] is None and st.nodes[HOST1].tunnels is None
+    assert [u.split(":")[0] for u in st.unreadable] == [
+        f"cannot read the SB's Encap rows on {CENTRAL}",
+        f"cannot read the OVS interfaces on {HOST1}",
+        f"cannot read the links in vm1 on {HOST1}",
+    ]
+    capsys.readouterr()
+    tasks.status(MockContext(), config=str(config))
+    out = capsys.readouterr().out
+    assert "cannot read the links in vm1" in out and "Cannot open network namespace" in out
+    drawn = dot(open_up_lab(config)[0], st)
+    assert "lease: cannot read" in drawn and "tunnels: cannot read" in drawn and "SB: cannot read" in drawn
+
+
+def test_capture_that_tcpdump_cannot_read_is_not_no_packets(
+    lab: tuple[Path, Script], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    if shutil.which("tcpdump") is None:
+        pytest.skip("the host has no tcpdump to summarize a capture with")
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    node_argv = [sys.executable, "-c", "print('not a pcap')"]  # what the node's capture wrote
+    monkeypatch.setattr(FakeBackend, "node_argv", lambda *_, **__: node_argv)
+    with pytest.raises(LabError, match="tcpdump cannot read "):
+        capture(config, HOST1, port="port1", seconds=1)
+    assert "no packets" not in capsys.readouterr().out
 
 
 # -- exercises ----------------------------------------------------------------------------------------------
@@ -582,6 +649,22 @@ def test_trace_reads_ovn_trace_and_detrace_as_recorded(lab: tuple[Path, Script])
     assert "put_dhcp_opts(offerip = 10.0.0.12" in dhcp and "=> to ovn-controller" in dhcp
     with pytest.raises(LabError, match="no port or namespace 'vm9'"):
         trace(config, "vm9", "vm3")
+
+
+@pytest.mark.parametrize(
+    ("rc", "stdout", "said"),
+    [(1, "", "cannot read the geneve port to 192.168.1.62 on"), (0, "\n", "has no geneve tunnel from")],
+)
+def test_trace_tells_an_unreadable_tunnel_from_a_missing_one(
+    lab: tuple[Path, Script], rc: int, stdout: str, said: str
+) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("trace")
+    argv = FACTS["geneve_ofport"].argv("192.168.1.62")  # type: ignore[misc]
+    script.answer(HOST2, argv, rc=rc, stdout=stdout, stderr="ovs-vsctl: db.sock: Connection refused" if rc else "")
+    with pytest.raises(LabError, match=said):
+        trace(config, "vm1", "vm3")
 
 
 @pytest.mark.parametrize(

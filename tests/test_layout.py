@@ -4,6 +4,7 @@ only inside labgen/backends/, no shell strings built on the host side from value
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -123,33 +124,56 @@ def test_bench_and_test_scripts_import_what_exists() -> None:
 
 # -- one read layer: OVSDB is read and parsed only as facts --------------------------------------------------
 OVSDB_CLIENTS = {"ovs-vsctl", "ovn-nbctl", "ovn-sbctl"}
-TABLE_READS = {"list", "find", "get"}  # the table commands whose output is parsed
-READ_FLAGS = ("--format=json", "--format", "--bare", "--columns")
+# the commands whose output is parsed: list/find/get, list-ports, ls-list, acl-list, lsp-get-addresses, get-ssl...
+TABLE_READ = re.compile(r"^(list|find|get)$|^(list|get)-|-list$|-get(-|$)")
+READ_FLAGS = ("--format=json", "--format", "--bare", "--columns", "--data", "--no-heading")
 # the facts; the tutorial's own commands that provision/steps/ runs and echoes; the ovn-trace text parser
 READ_LAYER = ("provision/facts.py", "provision/steps/", "labgen/workshop/detrace.py")
 
 
+def _words(node: ast.AST, clients: dict[str, str]) -> list[str]:
+    """The words of an argv: a list or tuple of strings (a module constant naming a client counts), or a
+    string split into one ("ovn-nbctl list acl".split(), shlex.split(...)); a string alone is shown, not run."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "split":
+        text = node.args[0] if node.args and ast.unparse(node.func) == "shlex.split" else node.func.value
+        return text.value.split() if isinstance(text, ast.Constant) and isinstance(text.value, str) else []
+    words = []
+    for e in node.elts if isinstance(node, ast.List | ast.Tuple) else []:
+        if isinstance(e, ast.Constant) and isinstance(e.value, str):
+            words.append(e.value)
+        elif isinstance(e, ast.Name) and e.id in clients:
+            words.append(clients[e.id])
+    return words
+
+
 def ovsdb_reads(path: Path, root: Path = ROOT) -> list[str]:
-    """Where a module reads OVSDB by hand: an ovs-vsctl/ovn-nbctl/ovn-sbctl table read (list, find, get), a
-    --format=json/--bare/--columns flag, json.loads of a command's stdout (backends read their host)."""
+    """Where a module reads OVSDB by hand: an ovs-vsctl/ovn-nbctl/ovn-sbctl table read (list, find, get,
+    list-ports, lsp-get-addresses...), wherever the client stands in the argv (after `ip netns exec NS`) and
+    however it is spelled (a constant, a string split into an argv); a --format=json/--bare/--columns flag;
+    json.loads of a command's stdout (backends read their host)."""
     rel = path.relative_to(root).as_posix()
     if rel.startswith(READ_LAYER):
         return []
+    tree = ast.parse(path.read_text())
+    clients = {  # NBCTL = "ovn-nbctl"
+        t.id: a.value.value
+        for a in ast.walk(tree)
+        if isinstance(a, ast.Assign) and isinstance(a.value, ast.Constant) and a.value.value in OVSDB_CLIENTS
+        for t in a.targets
+        if isinstance(t, ast.Name)
+    }
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        words = _words(node, clients)
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(READ_FLAGS):
             found.append(f"{rel}:{node.lineno}: {node.value!r}")
-        elif isinstance(node, ast.List | ast.Tuple):
-            words = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
-            if words[:1] and words[0] in OVSDB_CLIENTS and TABLE_READS & set(words):
-                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
-        elif (
+        elif (OVSDB_CLIENTS & set(words) and any(TABLE_READ.search(w) for w in words)) or (
             isinstance(node, ast.Call)
             and ast.unparse(node.func) == "json.loads"
             and "stdout" in ast.unparse(node)
             and not rel.startswith("labgen/backends/")
         ):
-            found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+            found.append(f"{rel}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)}")
     return found
 
 
@@ -167,6 +191,15 @@ def test_ovsdb_is_read_only_through_facts() -> None:
         'backend.run(node, ["ovn-sbctl", "find", "chassis", "name=x"])',
         'argv = ("ovs-vsctl", "get", "interface", "p1", "ofport")',
         "rows = json.loads(r.stdout)",
+        'macs = backend.run(n, ["ovn-nbctl", "lsp-get-addresses", p]).stdout.split()',
+        'ports = backend.run(n, ["ovs-vsctl", "--timeout=10", "list-ports", "br-int"]).stdout.splitlines()',
+        'names = backend.run(n, ["ovn-nbctl", "ls-list"]).stdout',
+        'acls = backend.run(n, ["ovn-nbctl", "acl-list", "sw0"]).stdout',
+        'r = backend.run(n, "ovn-nbctl list acl".split())',
+        'r = backend.run(n, shlex.split("ovn-sbctl find chassis name=x"))',
+        'r = backend.run(n, ["ip", "netns", "exec", ns, "ovs-vsctl", "get", "interface", "p", "ofport"])',
+        'NBCTL = "ovn-nbctl"\nr = backend.run(n, [NBCTL, "list", "acl"])',
+        'r = backend.run(n, ["ovn-nbctl", "--data=bare", "--no-headings", "lsp-list", "sw0"])',
     ],
 )
 def test_the_read_scan_finds_a_hand_made_read(tmp_path: Path, source: str) -> None:

@@ -51,6 +51,8 @@ def test_bindings_name_their_chassis() -> None:
     }
     unbound = [{"logical_port": "x", "chassis": [], "up": False}]
     assert bindings(unbound, fact("sb_chassis")) == {"x": Bound(None, False)}
+    claimed = [{"logical_port": "y", "chassis": "0f01ad6c-96ef-4616-ab03-a02f19ec728c", "up": []}]  # up not set yet
+    assert bindings(claimed, fact("sb_chassis")) == {"y": Bound("ovn-host-01", None)}
 
 
 def test_port_keys_join_datapath_and_chassis() -> None:

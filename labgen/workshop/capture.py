@@ -50,12 +50,19 @@ def capture(config: str | Path, node: str, *, port: str | None = None, seconds: 
     if r.returncode not in (0, 124) or path.stat().st_size == 0:
         raise LabError(f"{node}: the capture failed ({r.returncode}): {r.stderr.decode().strip()}")
     summary = subprocess.run(["tcpdump", "-r", str(path), "-n", "-v", "-c", "12"], capture_output=True, text=True)
+    count = subprocess.run(["tcpdump", "-r", str(path), "-n", "-q"], capture_output=True, text=True)
+    if summary.returncode and not summary.stdout.strip():  # not "no packets": tcpdump could not read it
+        raise LabError(
+            f"{node}: tcpdump cannot read {visible(str(path))}: {summary.stderr.strip()[-300:]}", "open it in Wireshark"
+        )
     console.print(
         summary.stdout.rstrip()
         or '(no packets: start a ping, e.g. invoke exec ovn-host-01 "ip netns exec vm1 ping -c 5 10.0.0.13")',
         markup=False,
         highlight=False,
     )
-    count = subprocess.run(["tcpdump", "-r", str(path), "-n", "-q"], capture_output=True, text=True).stdout
-    console.print(f"{len(count.splitlines())} packets; open in Wireshark: {visible(str(path))}", markup=False)
+    cut = f" (tcpdump: {count.stderr.strip()[-200:]})" if count.returncode else ""  # a truncated file
+    console.print(
+        f"{len(count.stdout.splitlines())} packets{cut}; open in Wireshark: {visible(str(path))}", markup=False
+    )
     return path

@@ -50,7 +50,7 @@ def dot(lab: Lab, st: LabStatus, path: list[str] | None = None) -> str:
     for n in lab.nodes:
         ch = st.chassis.get(n.name)
         role = "NB/SB + northd, chassis" if n.central else "chassis"
-        encap = f"encap geneve {ch['ip']}" if ch else "not registered"
+        encap = f"encap geneve {ch['ip']}" if ch else "SB: cannot read" if st.error else "not registered"
         fill = "#d8ecff" if n.central else "#e8f5e0"
         label = _q(n.name, n.ip, role, encap)
         out.append(f'    {_q(n.name)} [shape=box, style="rounded,filled", fillcolor="{fill}", label={label}];')
@@ -58,7 +58,8 @@ def dot(lab: Lab, st: LabStatus, path: list[str] | None = None) -> str:
         for other in lab.nodes[i + 1 :]:
             seen = st.nodes.get(a.name)
             up = other.ip in ((seen.tunnels if seen else None) or [])
-            style, text = ("bold", "geneve") if up else ("dashed", "no tunnel")
+            unread = seen is not None and seen.state == "running" and seen.tunnels is None
+            style, text = ("bold", "geneve") if up else ("dashed", "tunnels: cannot read" if unread else "no tunnel")
             out.append(f'    {_q(a.name)} -- {_q(other.name)} [style={style}, color="#3b7dd8", label={_q(text)}];')
     out.append("    {rank=same; " + "; ".join(_q(n.name) for n in lab.nodes) + "}")
     out.append("  }")
@@ -74,7 +75,8 @@ def dot(lab: Lab, st: LabStatus, path: list[str] | None = None) -> str:
             if p.switch != sw.name:
                 continue
             held = st.leases.get(p.name)
-            lease = ", ".join(held["ipv4"] if held else []) or "no lease"
+            ipv4 = held["ipv4"] if held else []
+            lease = "lease: cannot read" if ipv4 is None else ", ".join(ipv4) or "no lease"
             label = _q(f"{p.name} in {p.netns}", p.mac or "dynamic MAC", lease)
             out.append(f'    {_q("port:" + p.name)} [shape=ellipse, style=filled, fillcolor="#fff6e0", label={label}];')
             out.append(f"    {sid} -- {_q('port:' + p.name)};")

@@ -3,19 +3,21 @@ table or JSON (graph draws the same)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypedDict
 
+from rich.markup import escape
+
 from provision.facts import addr_of
 from provision.views import geneve_remotes
 
-from ..errors import CommandFailed
 from ..lab import open_lab
-from ..observe import Observer
+from ..observe import Observer, Unreadable
 from ..ui import console
+
+UNREAD = "cannot read"  # in a cell whose fact could not be read: never shown as none
 
 
 class Chassis(TypedDict):
@@ -31,7 +33,7 @@ class Binding(TypedDict):
 class Lease(TypedDict):
     node: str
     netns: str
-    ipv4: list[str]
+    ipv4: list[str] | None  # None: could not be read
 
 
 @dataclass
@@ -51,6 +53,7 @@ class LabStatus:
     bindings: dict[str, Binding] = field(default_factory=dict)  # bound ports
     leases: dict[str, Lease] = field(default_factory=dict)  # ports on running nodes
     error: str | None = None  # the SB could not be read
+    unreadable: list[str] = field(default_factory=list)  # "cannot read WHAT on NODE: why", each fact that failed
 
 
 def status(config: str | Path) -> LabStatus:
@@ -67,18 +70,22 @@ def status(config: str | Path) -> LabStatus:
         out.chassis = {r["chassis_name"]: {"encap": r["type"], "ip": r["ip"]} for r in encaps}
         bound = observe.bindings()
         out.bindings = {port: {"chassis": b.chassis, "up": b.up} for port, b in bound.items() if b.chassis}
-    except CommandFailed as e:
+    except Unreadable as e:
         out.error = str(e)
+        out.unreadable.append(f"cannot read {e.what} on {e.node}: {e}")
     for n in lab.nodes:
         if states.get(n.name) != "running":
             continue
-        with contextlib.suppress(CommandFailed):
+        try:
             out.nodes[n.name].tunnels = geneve_remotes(observe.fact(n.name, "interfaces"))
+        except Unreadable as e:
+            out.unreadable.append(f"cannot read {e.what} on {e.node}: {e}")
         for p in lab.ports_on(n.name):
+            held: list[str] | None = None
             try:
                 held = addr_of(observe.fact(n.name, "ns_addrs", p.netns), p.name)
-            except CommandFailed:
-                held = []
+            except Unreadable as e:
+                out.unreadable.append(f"cannot read {e.what} on {e.node}: {e}")
             out.leases[p.name] = {"node": n.name, "netns": p.netns, "ipv4": held}
     return out
 
@@ -102,8 +109,8 @@ def print_status(st: LabStatus) -> None:
             name + (" (central)" if n.central else ""),
             n.ip,
             n.state,
-            f"{ch['encap']} {ch['ip']}" if ch else "-",
-            ", ".join(n.tunnels or []) or "-",
+            f"{ch['encap']} {ch['ip']}" if ch else UNREAD if st.error else "-",
+            UNREAD if n.tunnels is None and n.state == "running" else ", ".join(n.tunnels or []) or "-",
         )
     console.print(t)
     if st.leases or st.bindings:
@@ -112,9 +119,11 @@ def print_status(st: LabStatus) -> None:
             bound = st.bindings.get(port)
             t.add_row(
                 port,
-                (bound["chassis"] if bound else None) or "-",
+                (bound["chassis"] if bound else None) or (UNREAD if st.error else "-"),
                 str(bound["up"]) if bound else "-",
                 f"{lease['node']}:{lease['netns']}",
-                ", ".join(lease["ipv4"]) or "-",
+                UNREAD if lease["ipv4"] is None else ", ".join(lease["ipv4"]) or "-",
             )
         console.print(t)
+    for line in st.unreadable:
+        console.print(f"[red]{escape(line)}[/]", highlight=False)

@@ -107,10 +107,10 @@ class Tracer:
             sender = self.lab.node(p.node).ip
             try:
                 ofport = self.observe.fact(d.node, "geneve_ofport", sender)
-            except Unreadable as e:
+            except Unreadable as e:  # ovs-vsctl found none (exit 0, no ofport), or could not ask
+                what = f"{d.node} has no geneve tunnel from {p.node} ({sender})" if e.rc == 0 else ""
                 raise LabError(
-                    f"{d.node} has no geneve tunnel from {p.node} ({sender}): {e}",
-                    "invoke check says why (encap IP, tunnels)",
+                    f"{what or f'cannot read {e.what} on {d.node}'}: {e}", "invoke check says why (encap IP, tunnels)"
                 ) from None
             tunnel = (
                 f"in_port={ofport},tun_id={tun.vni},tun_src={sender},tun_dst={tun.remote},tun_metadata0={tun.option}"
