@@ -200,8 +200,11 @@ def ssh_config(c, config=CONFIG):
 # `invoke classroom.up --seats N`, `classroom.down`, `.status`, `.reset`, `.exercise`, `.cards` (as root, via sudo)
 @task(
     name="up",
-    help={"seats": "how many seats (a higher number adds seats)", "demo": "also run the demo in each seat's lab",
-          "config": CONFIG_HELP},
+    help={
+        "seats": "how many seats (a higher number adds seats)",
+        "demo": "also run the demo in each seat's lab",
+        "config": CONFIG_HELP,
+    },
 )
 def classroom_up(c, seats=None, config=CONFIG, demo=False):
     """Make N seats: an account, a lab (and its demo) and a terminal each, and the classroom's own sshd."""
@@ -261,6 +264,8 @@ ns = Collection(
     ssh_config,
 )
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))
+
+
 @task(name="serve", help={"port": "the web app's port (default: web_port of [classroom])", "config": CONFIG_HELP})
 def classroom_serve(c, port=None, config=CONFIG):
     """Run the classroom's web app (seat pages with a terminal, the trainer's dashboard) as its own account."""
