@@ -34,15 +34,15 @@ from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = [
-    "labgen/workshop/check.py",
-    "labgen/workshop/logical.py",
-    "labgen/workshop/findings.py",
     "labgen/gates.py",
+    "labgen/workshop/exercises.py",
     "labgen/demo.py",
     "labgen/up.py",
-    "labgen/workshop/exercises.py",
-    "provision/facts.py",
+    "labgen/workshop/check.py",
+    "labgen/workshop/findings.py",
+    "labgen/workshop/logical.py",
     "labgen/observe.py",
+    "provision/facts.py",
 ]
 MARKERS = "model or provision or fake"
 FIRST = ["tests/test_fake.py", "tests/test_gates.py", "tests/test_provision.py"]  # the likely killers run first
@@ -59,7 +59,17 @@ FLIP = {
     ast.IsNot: ast.Is,
 }
 ARITH = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
+BUILTIN = {n for t in (dict, list, str, set, tuple, bytes) for n in dir(t)} | {"run", "wait", "result", "close"}
 Edit = Callable[[ast.AST], ast.AST | None]  # the node's replacement, applied to a fresh parse
+
+
+SOURCES: dict[str, str] = {}  # the code as the pass began: the checkout may change while it runs
+
+
+def text(path: str) -> str:
+    if path not in SOURCES:
+        SOURCES[path] = (ROOT / path).read_text()
+    return SOURCES[path]
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ class Mutant:
     what: str
 
     def source(self) -> str:
-        tree = ast.parse((ROOT / self.path).read_text())
+        tree = ast.parse(text(self.path))
         node = list(ast.walk(tree))[self.index]
         for edit_what, edit in edits(node, Names.of(self.path)):
             if edit_what == self.what:
@@ -100,6 +110,7 @@ class Names:
     cache: ClassVar[dict[str, Names]] = {}
     functions: ClassVar[dict[str, dict[str, tuple[int, bool]]]] = {}  # module -> name -> arity
     methods: ClassVar[dict[str, dict[str, tuple[int, bool]]]] = {}  # class -> name -> arity
+    data: ClassVar[set[str]] = set()  # attribute names that hold data somewhere: fields, self.x = ...
 
     def __init__(self, path: str):
         if not Names.functions:
@@ -109,16 +120,26 @@ class Names:
                 Names.functions[mod] = {
                     n.name: arity(n, False) for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
                 }
+                for n in ast.walk(tree):
+                    if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name):
+                        Names.data.add(n.target.id)
+                    targets = n.targets if isinstance(n, ast.Assign) else []
+                    for e in (e for t in targets for e in ast.walk(t)):
+                        if isinstance(e, ast.Attribute):
+                            Names.data.add(e.attr)
                 for c in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
                     Names.methods[c.name] = {
                         n.name: arity(n, True)
                         for n in c.body
-                        if isinstance(n, ast.FunctionDef) and not n.name.startswith("__")
+                        if isinstance(n, ast.FunctionDef)
+                        and not n.name.startswith("__")
+                        and not any(ast.unparse(d).endswith("property") for d in n.decorator_list)
+                        and n.name not in BUILTIN  # `.get` on a dict is no project method
                     }
         me = ".".join(Path(path).with_suffix("").parts)
         package = me.rpartition(".")[0]
         self.local = dict(Names.functions.get(me, {}))  # what the module can call by bare name
-        for node in ast.parse((ROOT / path).read_text()).body:
+        for node in ast.parse(text(path)).body:
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
@@ -131,7 +152,8 @@ class Names:
         for cls, ms in Names.methods.items():
             for m in ms:
                 owners.setdefault(m, []).append(cls)
-        self.owner = {m: cs[0] for m, cs in owners.items() if len(cs) == 1}  # a method name only one class has
+        # a method name only one class has, and no object has as data (Port.node is no Lab.node)
+        self.owner = {m: cs[0] for m, cs in owners.items() if len(cs) == 1 and m not in Names.data}
 
     @classmethod
     def of(cls, path: str) -> Names:
@@ -226,7 +248,7 @@ def skipped(tree: ast.Module) -> set[int]:
 
 
 def mutants(path: str) -> list[Mutant]:
-    tree = ast.parse((ROOT / path).read_text())
+    tree = ast.parse(text(path))
     skip = skipped(tree)
     found = []
     for i, node in enumerate(ast.walk(tree)):
@@ -355,12 +377,25 @@ def main() -> None:
             finally:
                 free.append(tree)
 
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results |= {m: "not reached" for m in run_these}  # until it ran: a pass stopped early says so
+        pool = ThreadPoolExecutor(max_workers=args.jobs)
+        try:
             for i, (m, result) in enumerate(pool.map(one, run_these), 1):
                 results[m] = result
                 n = "all" if plan[m] is None else len(plan[m] or [])
                 print(f"[{i}/{len(run_these)}] {result:8} {m.path}:{m.line}: {m.what} ({n} tests)", flush=True)
+                save(results, Path(args.out))
+        except KeyboardInterrupt:
+            print("stopped: the mutants not reached are listed as such")
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            pool.shutdown()
     report(results, Path(args.out))
+
+
+def save(results: dict[Mutant, str], out: Path) -> None:
+    rows = [{"path": m.path, "index": m.index, "line": m.line, "what": m.what, "result": r} for m, r in results.items()]
+    out.write_text(json.dumps(rows, indent=1))
 
 
 def report(results: dict[Mutant, str], out: Path) -> None:
@@ -368,17 +403,17 @@ def report(results: dict[Mutant, str], out: Path) -> None:
     for m, r in results.items():
         counts.setdefault(m.path, {}).setdefault(r, 0)
         counts[m.path][r] += 1
-    print("\nfile: killed/timeout/survived/not run")
+    print("\nfile: killed/timeout/survived/not run/not reached")
     for path, c in counts.items():
-        print(f"  {path}: {c.get('killed', 0)}/{c.get('timeout', 0)}/{c.get('survived', 0)}/{c.get('not run', 0)}")
+        kinds = ("killed", "timeout", "survived", "not run", "not reached")
+        print(f"  {path}: " + "/".join(str(c.get(k, 0)) for k in kinds))
     for kind in ("survived", "not run"):
         print(f"\n{kind}:")
         for m, r in sorted(results.items(), key=lambda mr: (mr[0].path, mr[0].line)):
             if r == kind:
-                text = (ROOT / m.path).read_text().splitlines()[m.line - 1].strip()
-                print(f"  {m.path}:{m.line}: {m.what}    | {text[:90]}")
-    rows = [{"path": m.path, "index": m.index, "line": m.line, "what": m.what, "result": r} for m, r in results.items()]
-    out.write_text(json.dumps(rows, indent=1))
+                code = text(m.path).splitlines()[m.line - 1].strip()
+                print(f"  {m.path}:{m.line}: {m.what}    | {code[:90]}")
+    save(results, out)
     print(f"\nreport: {out}")
 
 

@@ -512,3 +512,73 @@ def test_trace_reads_ovn_trace_and_detrace_as_recorded(lab: tuple[Path, Script])
 def test_the_tunnel_is_read_from_either_datapath(actions: str) -> None:
     t = detrace.tunnel(actions)
     assert t is not None and (t.remote, t.vni, t.option, t.ports()) == ("192.168.1.63", "0x1", "0x10003", (1, 3))
+
+
+# -- the exercise tasks, as a trainee runs them ---------------------------------------------------------------
+def test_exercise_check_task_ends_a_solved_exercise(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """`invoke exercise.check` is the exercise's check: on a healthy lab it says solved and ends the exercise
+    (`invoke check` would list the checks and leave the exercise running)."""
+    config, script = lab
+    is_up(config)
+    LabState(load_lab(config)).start_exercise("wrong-mac")
+    script.load("healthy")
+    tasks.exercise_check(MockContext(), config=str(config))
+    assert "solved: wrong-mac" in capsys.readouterr().out
+    assert LabState(load_lab(config)).exercise() is None
+
+
+def test_exercise_check_task_exits_1_while_a_fault_is_there(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    LabState(load_lab(config)).start_exercise("wrong-mac")
+    script.load("fault-lease")
+    with pytest.raises(SystemExit) as e:
+        tasks.exercise_check(MockContext(), config=str(config))
+    out = capsys.readouterr().out
+    assert e.value.code == 1 and "not solved yet: wrong-mac" in out and "vm2 has no lease for 10.0.0.12" in out
+    assert LabState(load_lab(config)).exercise() == "wrong-mac"
+
+
+def test_exercise_tasks_need_a_running_exercise(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    for task in (tasks.exercise_check, tasks.exercise_hint):
+        with pytest.raises(SystemExit) as e:
+            task(MockContext(), config=str(config))
+        assert e.value.code == 1 and "✗ no exercise running" in capsys.readouterr().err, task
+    LabState(load_lab(config)).start_exercise("no-dhcp-options")
+    tasks.exercise_hint(MockContext(), config=str(config))
+    assert "Which DHCP_Options row does each logical switch port reference?" in capsys.readouterr().out
+
+
+def test_exercise_start_and_solve_tasks_say_what_they_did(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """start tells the story of the fault; solve removes what the lab never makes (ACLs, port security) on
+    every switch and port before it provisions again, and says so."""
+    config, script = lab
+    is_up(config)
+    script.load("exercise-wrong-mac")
+    tasks.exercise_start(MockContext(), "wrong-mac", config=str(config))
+    out = capsys.readouterr().out
+    assert "exercise wrong-mac started: vm1 lost its network after someone 'tidied up' its interface." in out
+    assert "find it with `invoke check`" in out
+    script.load("solve")
+    tasks.exercise_solve(MockContext(), config=str(config))
+    assert (CENTRAL, ("ovn-nbctl", "acl-del", "net0")) in script.calls
+    for port in ("port1", "port2", "port3"):
+        assert (CENTRAL, ("ovn-nbctl", "lsp-set-port-security", port)) in script.calls
+    assert "repaired; `invoke check` shows the state" in capsys.readouterr().out
+    assert LabState(load_lab(config)).exercise() is None
+
+
+def test_an_exercise_on_a_lab_with_fewer_ports_takes_the_last_one() -> None:
+    """controller-stopped wants the third port; a lab with one port gets its fault on that port."""
+    import tomllib
+
+    from labgen.load import validate
+
+    doc = tomllib.loads((HERE.parent / "lab.toml").read_text())
+    doc["ports"] = {"port1": doc["ports"]["port1"]}
+    one = validate(doc)
+    e = exercises.EXERCISES["controller-stopped"]
+    assert e.told(one, "{port} {netns} {node}") == "port1 vm1 ovn-host-01"
