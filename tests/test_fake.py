@@ -582,3 +582,42 @@ def test_an_exercise_on_a_lab_with_fewer_ports_takes_the_last_one() -> None:
     one = validate(doc)
     e = exercises.EXERCISES["controller-stopped"]
     assert e.told(one, "{port} {netns} {node}") == "port1 vm1 ovn-host-01"
+
+
+def test_demo_shows_what_is_underneath_and_every_ping(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    ping = ["ip", "netns", "exec", "vm1", "ping", "-c", "2", "-i", "0.01", "-W", "2", "10.0.0.13"]
+    pinged = script.stdout(HOST1, ping).strip().splitlines()[-1]
+    demo(config)
+    out = capsys.readouterr().out
+    at = [out.index(s) for s in SECTIONS]
+    for i in (0, 2, 3, 4):  # logical, bind, dhcp, the pings: each section says what OVN made of it
+        end = at[i + 1] if i + 1 < len(at) else len(out)
+        assert "underneath: " in out[at[i] : end], SECTIONS[i]
+    assert pinged and pinged in out[at[4] :]  # the pings' own output, not only their headers
+    for host in (HOST1, HOST2):  # each host binds and runs dhclient once
+        assert len(batches(script, host, ["bind"])) == 1 and len(batches(script, host, ["dhcp"])) == 1
+
+
+@pytest.mark.parametrize("node,step", [(CENTRAL, "logical"), (HOST2, "bind"), (HOST2, "dhcp")])
+def test_demo_a_failed_step_is_the_error(lab: tuple[Path, Script], node: str, step: str) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.fail_step(node, step)
+    with pytest.raises(StageFailed) as e:
+        demo(config)
+    assert e.value.message == f"{node}: provisioning step {step} failed (exit 1)"
+
+
+def test_demo_step_binds_only_after_the_logical_section(lab: tuple[Path, Script], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.delay_step(CENTRAL, "logical", 0.3)
+    monkeypatch.setattr(builtins, "input", lambda prompt="": "")
+    demo(config, step=True)
+    logical = batches(script, CENTRAL, ["logical"])[0]
+    assert all(batches(script, h, ["bind"])[0]["start"] >= logical["end"] for h in (HOST1, HOST2))

@@ -79,7 +79,7 @@ def test_demo_gates_stop_waiting_once_a_section_failed(lab: tuple[Path, Script],
     assert polled and polled[-1] - t0 < 10
 
 
-def test_up_gates_wait_through_failed_attempts(lab: tuple[Path, Script]) -> None:  # noqa: F811
+def test_up_gates_wait_through_failed_attempts(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     """The SB read of every node's encap gate fails first, and one node's tunnels show late: up waits."""
     config, script = lab
     script.load("up")
@@ -88,6 +88,9 @@ def test_up_gates_wait_through_failed_attempts(lab: tuple[Path, Script]) -> None
     flaky(script, HOST1, interfaces, 2)
     up(config, "fake")
     assert attempts(script, CENTRAL, encaps) > 4 and attempts(script, HOST1, interfaces) > 2
+    out = capsys.readouterr().out
+    assert "lab t-rec: 3 nodes on 192.168.1.0/24, backend fake" in out and "lab t-rec is up" in out
+    assert script.created == 1 and "fake: nodes created" in out
 
 
 # -- wait_for itself ------------------------------------------------------------------------------------
