@@ -621,3 +621,27 @@ def test_demo_step_binds_only_after_the_logical_section(lab: tuple[Path, Script]
     demo(config, step=True)
     logical = batches(script, CENTRAL, ["logical"])[0]
     assert all(batches(script, h, ["bind"])[0]["start"] >= logical["end"] for h in (HOST1, HOST2))
+
+
+def test_check_shows_why_and_what_it_saw(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("fault-lease")
+    with pytest.raises(SystemExit):
+        tasks.check(MockContext(), config=str(config))
+    out = capsys.readouterr().out
+    assert "FAIL ovn-host-01     vm2 has no lease for 10.0.0.12" in out
+    assert "     why: ip netns exec vm2 dhclient -v port2 (tutorial step 8)\n     | IPv4 on port2: none" in out
+
+
+def test_a_wrong_encap_ip_is_said_to_be_off_the_underlay(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("exercise-wrong-encap-ip")
+    lab_, backend = open_up_lab(config)
+    run_checks(lab_, backend)  # the recording begins with the healthy lab, as exercise.start sees it
+    for node, argv in exercises.EXERCISES["wrong-encap-ip"].injections(lab_, backend):
+        assert backend.run(node, argv).ok
+    encap = next(f for f in run_checks(lab_, backend) if f.code == "encap")
+    assert encap.why.startswith("10.99.0.2 is not on the underlay 192.168.1.0/24: ")
+    assert encap.why.endswith("Fix: ovs-vsctl set open_vswitch . external_ids:ovn-encap-ip=192.168.1.62")

@@ -4,6 +4,7 @@ soon sees the cause."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,3 +135,27 @@ def test_a_timeout_shows_the_last_observation(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(GateTimeout) as e:
         gates.wait_for("n1", "it", probe, lambda: "", 60)
     assert len(seen) > 1 and e.value.observed == seen[-1]
+
+
+def test_the_tunnel_gate_names_the_ports_it_waits_for(lab: tuple[Path, Script]) -> None:  # noqa: F811
+    config, script = lab
+    script.load("up")
+    interfaces = fact_argv("interfaces")
+    rows = json.loads(script.stdout(HOST2, interfaces))
+    rows["data"] = [r for r in rows["data"] if "geneve" not in r]  # ovn-host-02 never gets its tunnels
+    script.answer(HOST2, interfaces, stdout=json.dumps(rows))
+    with pytest.raises(GateTimeout) as e:
+        up(config, "fake")
+    assert (e.value.node, e.value.what) == (HOST2, "2 geneve ports with the other nodes' IPs")
+    assert e.value.observed == "geneve remote_ip none, want ['192.168.1.61', '192.168.1.62']"
+
+
+def test_the_hosts_start_their_controller_once_the_sb_listens(lab: tuple[Path, Script]) -> None:  # noqa: F811
+    """Not once central has done all its steps: its own chassis and controller run beside the hosts'."""
+    config, script = lab
+    script.load("up")
+    script.delay_step(CENTRAL, "chassis", 1.5)  # long beside the hosts' own steps, even on a busy machine
+    up(config, "fake")
+    batch = {(b["node"], tuple(b["steps"])): b for b in script.steps()}
+    central = batch[(CENTRAL, ("chassis", "controller"))]
+    assert all(batch[(host, ("controller",))]["start"] < central["end"] for host in (HOST1, HOST2))
