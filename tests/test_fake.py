@@ -26,6 +26,7 @@ from labgen.state import LabState
 from labgen.up import up
 from labgen.workshop import detrace, exercises
 from labgen.workshop.check import run_checks
+from labgen.workshop.findings import Finding
 from labgen.workshop.trace import trace
 from provision.facts import FACTS
 from tests.fake import FakeBackend, Script, UnknownCommand
@@ -632,16 +633,29 @@ def test_check_shows_why_and_what_it_saw(lab: tuple[Path, Script], capsys) -> No
     out = capsys.readouterr().out
     assert "FAIL ovn-host-01     vm2 has no lease for 10.0.0.12" in out
     assert "     why: ip netns exec vm2 dhclient -v port2 (tutorial step 8)\n     | IPv4 on port2: none" in out
+    assert f"ok   {HOST2:<15} ovn-controller connected\n" in out and out.endswith("\n18 ok, 1 problem\n")
+
+
+def injected(config: Path, script: Script, name: str) -> list[Finding]:
+    """The problems check finds once exercise `name` injected its fault, as recorded."""
+    is_up(config)
+    script.load(f"exercise-{name}")
+    lab_, backend = open_up_lab(config)
+    assert all(f.ok for f in run_checks(lab_, backend))  # the recording begins with the healthy lab
+    for node, argv in exercises.EXERCISES[name].injections(lab_, backend):
+        assert backend.run(node, argv).ok
+    return [f for f in run_checks(lab_, backend) if not f.ok]
+
+
+@pytest.mark.parametrize("name", list(exercises.EXERCISES))
+def test_check_finds_each_exercise_by_its_code(lab: tuple[Path, Script], name: str) -> None:
+    """The finding that exercise.check waits for is there, and says why, for every exercise."""
+    bad = injected(*lab, name)
+    assert exercises.EXERCISES[name].code in {f.code for f in bad}, bad
+    assert all(f.why and f.node for f in bad)
 
 
 def test_a_wrong_encap_ip_is_said_to_be_off_the_underlay(lab: tuple[Path, Script]) -> None:
-    config, script = lab
-    is_up(config)
-    script.load("exercise-wrong-encap-ip")
-    lab_, backend = open_up_lab(config)
-    run_checks(lab_, backend)  # the recording begins with the healthy lab, as exercise.start sees it
-    for node, argv in exercises.EXERCISES["wrong-encap-ip"].injections(lab_, backend):
-        assert backend.run(node, argv).ok
-    encap = next(f for f in run_checks(lab_, backend) if f.code == "encap")
+    encap = next(f for f in injected(*lab, "wrong-encap-ip") if f.code == "encap")
     assert encap.why.startswith("10.99.0.2 is not on the underlay 192.168.1.0/24: ")
     assert encap.why.endswith("Fix: ovs-vsctl set open_vswitch . external_ids:ovn-encap-ip=192.168.1.62")
