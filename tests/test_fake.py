@@ -634,6 +634,7 @@ def test_check_shows_why_and_what_it_saw(lab: tuple[Path, Script], capsys) -> No
     assert "FAIL ovn-host-01     vm2 has no lease for 10.0.0.12" in out
     assert "     why: ip netns exec vm2 dhclient -v port2 (tutorial step 8)\n     | IPv4 on port2: none" in out
     assert f"ok   {HOST2:<15} ovn-controller connected\n" in out and out.endswith("\n18 ok, 1 problem\n")
+    assert f"ok   {HOST2:<15} port3 bound on ovn-host-02\n" in out  # up, so not "(not up yet)"
 
 
 def injected(config: Path, script: Script, name: str) -> list[Finding]:
@@ -659,3 +660,9 @@ def test_a_wrong_encap_ip_is_said_to_be_off_the_underlay(lab: tuple[Path, Script
     encap = next(f for f in injected(*lab, "wrong-encap-ip") if f.code == "encap")
     assert encap.why.startswith("10.99.0.2 is not on the underlay 192.168.1.0/24: ")
     assert encap.why.endswith("Fix: ovs-vsctl set open_vswitch . external_ids:ovn-encap-ip=192.168.1.62")
+
+
+def test_an_unbound_port_says_which_iface_id_it_needs(lab: tuple[Path, Script]) -> None:
+    unbound = next(f for f in injected(*lab, "port-not-bound") if f.code == "unbound")
+    assert "external_ids:iface-id must be exactly port3" in unbound.why
+    assert "port3 external_ids: " in unbound.evidence and "port-typo" in unbound.evidence
