@@ -3,7 +3,7 @@
     .venv/bin/python3 scripts/mutate.py                      # the default modules, all their mutants
     .venv/bin/python3 scripts/mutate.py labgen/gates.py -j 2  # some modules, two at once
     .venv/bin/python3 scripts/mutate.py --list               # the mutants only, nothing run
-    .venv/bin/python3 scripts/mutate.py --again /tmp/mutate-report.json  # only the last pass's survivors
+    .venv/bin/python3 scripts/mutate.py --again /tmp/mutate-report.json  # the last pass's survivors, not-run
 
 Each mutant (a flipped comparison, a negated condition, and/or swapped, a changed number or bool, a call
 or raise removed, a function or method replaced by another of the same arity that exists, a task's
@@ -139,7 +139,10 @@ class Names:
         me = ".".join(Path(path).with_suffix("").parts)
         package = me.rpartition(".")[0]
         self.local = dict(Names.functions.get(me, {}))  # what the module can call by bare name
-        for node in ast.parse(text(path)).body:
+        tree = ast.parse(text(path))
+        local = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        local |= {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
+        for node in tree.body:
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
@@ -148,6 +151,8 @@ class Names:
                 for a in node.names:
                     if a.name in Names.functions.get(base, {}):
                         self.local[a.asname or a.name] = Names.functions[base][a.name]
+        for name in local & set(self.local):  # a variable of the same name somewhere: no function there
+            del self.local[name]
         owners: dict[str, list[str]] = {}
         for cls, ms in Names.methods.items():
             for m in ms:
@@ -349,12 +354,12 @@ def main() -> None:
     ap.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at once (each in its own copy)")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument("--out", default=f"{tempfile.gettempdir()}/mutate-report.json", help="the report as JSON")
-    ap.add_argument("--again", metavar="REPORT", help="run only the survivors of an earlier report (same code)")
+    ap.add_argument("--again", metavar="REPORT", help="only the survivors and not-run mutants of an earlier report")
     args = ap.parse_args()
     todo = [m for p in args.paths for m in mutants(p)]
     if args.again:
         rows = json.loads(Path(args.again).read_text())
-        again = {(r["path"], r["index"], r["what"]) for r in rows if r["result"] == "survived"}
+        again = {(r["path"], r["index"], r["what"]) for r in rows if r["result"] in ("survived", "not run")}
         todo = [m for m in todo if (m.path, m.index, m.what) in again]
     if args.list:
         for m in todo:
