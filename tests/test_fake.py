@@ -666,3 +666,14 @@ def test_an_unbound_port_says_which_iface_id_it_needs(lab: tuple[Path, Script]) 
     unbound = next(f for f in injected(*lab, "port-not-bound") if f.code == "unbound")
     assert "external_ids:iface-id must be exactly port3" in unbound.why
     assert "port3 external_ids: " in unbound.evidence and "port-typo" in unbound.evidence
+
+
+def test_a_fact_that_cannot_be_read_is_a_finding_not_an_ok(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    script.answer(CENTRAL, FACTS["nb_ports"].argv(""), rc=1, stderr="ovn-nbctl: database connection failed\n")  # type: ignore[misc]
+    found = run_checks(*open_up_lab(config))
+    unreadable = [f for f in found if f.code == "unreadable"]
+    assert unreadable and not unreadable[0].ok and "database connection failed" in unreadable[0].evidence
+    assert not any(f.ok and "bound on" in f.what for f in found)  # nothing the NB would have said is an ok
