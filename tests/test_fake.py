@@ -635,6 +635,7 @@ def test_check_shows_why_and_what_it_saw(lab: tuple[Path, Script], capsys) -> No
     assert "     why: ip netns exec vm2 dhclient -v port2 (tutorial step 8)\n     | IPv4 on port2: none" in out
     assert f"ok   {HOST2:<15} ovn-controller connected\n" in out and out.endswith("\n18 ok, 1 problem\n")
     assert f"ok   {HOST2:<15} port3 bound on ovn-host-02\n" in out  # up, so not "(not up yet)"
+    assert out.count("FAIL") == 1 and out.count("ok   ") == 18
 
 
 def injected(config: Path, script: Script, name: str) -> list[Finding]:
