@@ -65,7 +65,7 @@ def probe() -> dict[str, float]:
     # its CPU for the same span: lab.sh's own scripts up to the leases (lab.sh also checks and measures)
     d = SHARED / "probes/netns"
     cpu = busy()
-    timed(["bash", "-c", f"{d}/up.sh && {d}/nb.sh && {d}/vms.sh"])
+    timed(["bash", "-c", '"$1"/up.sh && "$1"/nb.sh && "$1"/vms.sh', "bash", str(d)])
     cpu = busy() - cpu
     timed(["bash", str(d / "down.sh")])
     return {"leases": leases, "teardown": down, "cpu": cpu}

@@ -35,9 +35,31 @@ class Observer:
         self.lab, self.backend = lab, backend
         self.central = lab.central.name
         self.reads: list[tuple[str, tuple[str, ...], str]] = []  # (node, argv, what) of every read, in order
+        # with a snapshot, each read runs once and answers alike after (value or Unreadable): a report of
+        # check is then of one state of the lab, not of several moments; gates want fresh reads, so off
+        self._snapshot: dict[tuple[str, tuple[str, ...]], Any] | None = None
+
+    def snapshot(self) -> Observer:
+        """From now on, read each fact once (a fresh snapshot each call)."""
+        self._snapshot = {}
+        return self
 
     def read(self, node: str, argv: Sequence[str], what: str, parse: Callable[[str], Any]) -> Any:
         """Run a read on `node` and parse its output; Unreadable, naming `what`, when either fails."""
+        if self._snapshot is None:
+            return self._read(node, argv, what, parse)
+        key = (node, tuple(argv))
+        if key not in self._snapshot:
+            try:
+                self._snapshot[key] = self._read(node, argv, what, parse)
+            except Unreadable as e:
+                self._snapshot[key] = e
+        got = self._snapshot[key]
+        if isinstance(got, Unreadable):
+            raise got
+        return got
+
+    def _read(self, node: str, argv: Sequence[str], what: str, parse: Callable[[str], Any]) -> Any:
         self.reads.append((node, tuple(argv), what))
         r = self.backend.run(node, argv, timeout=30)
         if not r.ok:

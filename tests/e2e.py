@@ -61,20 +61,28 @@ def interrupt(
     cli: Cli, task: list[str], marker: str, sig: signal.Signals, *, after: float = 0, group: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run `invoke TASK` until it prints `marker` (and `after` seconds more), then send `sig`: to invoke
-    alone (a killed process), or with `group` to all it started, as Ctrl-C in a terminal does."""
+    alone (a killed process), or with `group` to all it started, as Ctrl-C in a terminal does. Fails when
+    the marker never came (a renamed stage would make the test a plain re-run) or the task had ended, or
+    ended with 0, before the signal reached it."""
     argv = [sys.executable, "-m", "invoke", task[0], "--config", str(cli.config), *task[1:]]
     p = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=group
     )
     assert p.stdout is not None
-    seen = []
+    seen, sent = [], False
     for line in p.stdout:
         seen.append(line)
         if line.strip().startswith(marker):
             time.sleep(after)
-            os.killpg(p.pid, sig) if group else p.send_signal(sig)
+            if p.poll() is None:
+                os.killpg(p.pid, sig) if group else p.send_signal(sig)
+                sent = True
             break
     out = "".join(seen) + p.communicate(timeout=60)[0]
+    what = f"invoke {' '.join(task)}"
+    assert seen and seen[-1].strip().startswith(marker), f"{what} never printed {marker!r}:\n{out[-4000:]}"
+    assert sent, f"{what} ended (exit {p.returncode}) before {sig.name} was sent:\n{out[-4000:]}"
+    assert p.returncode != 0, f"{what} ended with 0: {sig.name} came after its work was done:\n{out[-4000:]}"
     return subprocess.CompletedProcess(argv, p.returncode, out, "")
 
 

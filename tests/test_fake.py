@@ -31,6 +31,7 @@ from labgen.up import up
 from labgen.workshop import detrace, exercises
 from labgen.workshop.capture import capture
 from labgen.workshop.check import run_checks
+from labgen.workshop.findings import Finding
 from labgen.workshop.status import status
 from labgen.workshop.trace import trace
 from provision.facts import FACTS
@@ -352,15 +353,19 @@ def test_check_names_each_fact_it_cannot_read(lab: tuple[Path, Script], capsys) 
     # switches, DHCP, ports, chassis, bindings, ACLs, port security
 
 
-def test_check_names_a_namespace_that_fails_at_its_second_read(lab: tuple[Path, Script]) -> None:
-    """The MTU check reads vm1 again after the binding check did: a failure then is a finding, not a skipped
-    MTU check in an all-ok report."""
+def test_check_reports_one_state_of_the_lab(lab: tuple[Path, Script]) -> None:
+    """One report is one snapshot: each fact is read once (the MTU check takes vm1's links as the binding
+    check read them), so a lab that changes during the check cannot give an all-ok report that no moment
+    of it had; a fact that could not be read stays unreadable for the whole report."""
     config, script = lab
     is_up(config)
     script.load("healthy")
-    argv = FACTS["ns_addrs"].argv("vm1")  # type: ignore[misc]
-    key = (HOST1, tuple(argv))
-    script.answers[key] = [script.answers[key][-1], {"rc": 1, "stdout": "", "stderr": "Cannot open network namespace"}]
+    observe = Observer(*open_up_lab(config))
+    assert all(f.ok for f in run_checks(observe.lab, observe.backend, observe))
+    argvs = [(node, argv) for node, argv, _ in observe.reads]
+    assert len(argvs) == len(set(argvs)), sorted(a for a in argvs if argvs.count(a) > 1)
+    key = (HOST1, tuple(FACTS["ns_addrs"].argv("vm1")))  # type: ignore[misc]
+    script.answers[key] = [{"rc": 1, "stdout": "", "stderr": "Cannot open network namespace"}, script.answers[key][-1]]
     bad = [f for f in run_checks(*open_up_lab(config)) if not f.ok]
     assert [f.what for f in bad] == [f"cannot read the links in vm1 on {HOST1}"]
 
@@ -698,3 +703,168 @@ def test_lflow_list_and_dump_flows_are_read_as_recorded() -> None:
     assert ("net0", "ls_in_l2_lkup") in {(dp, st) for dp, st, _, _ in flows}
     mine = tuple(f"{reg}=0x3{end}" for reg in ("reg14", "reg15") for end in (",", " "))  # port3's key
     assert sum(detrace.by_table(raw(HOST2, "openflow"), mine, "metadata=0x1").values()) > 0
+
+
+# -- the exercise tasks, as a trainee runs them ---------------------------------------------------------------
+def test_exercise_check_task_ends_a_solved_exercise(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """`invoke exercise.check` is the exercise's check: on a healthy lab it says solved and ends the exercise
+    (`invoke check` would list the checks and leave the exercise running)."""
+    config, script = lab
+    is_up(config)
+    LabState(load_lab(config)).start_exercise("wrong-mac")
+    script.load("healthy")
+    tasks.exercise_check(MockContext(), config=str(config))
+    assert "solved: wrong-mac" in capsys.readouterr().out
+    assert LabState(load_lab(config)).exercise() is None
+
+
+def test_exercise_check_task_exits_1_while_a_fault_is_there(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    LabState(load_lab(config)).start_exercise("wrong-mac")
+    script.load("fault-lease")
+    with pytest.raises(SystemExit) as e:
+        tasks.exercise_check(MockContext(), config=str(config))
+    out = capsys.readouterr().out
+    assert e.value.code == 1 and "not solved yet: wrong-mac" in out and "vm2 has no lease for 10.0.0.12" in out
+    assert LabState(load_lab(config)).exercise() == "wrong-mac"
+
+
+def test_exercise_tasks_need_a_running_exercise(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    for task in (tasks.exercise_check, tasks.exercise_hint):
+        with pytest.raises(SystemExit) as e:
+            task(MockContext(), config=str(config))
+        assert e.value.code == 1 and "✗ no exercise running" in capsys.readouterr().err, task
+    LabState(load_lab(config)).start_exercise("no-dhcp-options")
+    tasks.exercise_hint(MockContext(), config=str(config))
+    assert "Which DHCP_Options row does each logical switch port reference?" in capsys.readouterr().out
+
+
+def test_exercise_start_and_solve_tasks_say_what_they_did(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    """start tells the story of the fault; solve removes what the lab never makes (ACLs, port security) on
+    every switch and port before it provisions again, and says so."""
+    config, script = lab
+    is_up(config)
+    script.load("exercise-wrong-mac")
+    tasks.exercise_start(MockContext(), "wrong-mac", config=str(config))
+    out = capsys.readouterr().out
+    assert "exercise wrong-mac started: vm1 lost its network after someone 'tidied up' its interface." in out
+    assert "find it with `invoke check`" in out
+    script.load("solve")
+    tasks.exercise_solve(MockContext(), config=str(config))
+    assert (CENTRAL, ("ovn-nbctl", "acl-del", "net0")) in script.calls
+    for port in ("port1", "port2", "port3"):
+        assert (CENTRAL, ("ovn-nbctl", "lsp-set-port-security", port)) in script.calls
+    assert "repaired; `invoke check` shows the state" in capsys.readouterr().out
+    assert LabState(load_lab(config)).exercise() is None
+
+
+def test_an_exercise_on_a_lab_with_fewer_ports_takes_the_last_one() -> None:
+    """controller-stopped wants the third port; a lab with one port gets its fault on that port."""
+    import tomllib
+
+    from labgen.load import validate
+
+    doc = tomllib.loads((HERE.parent / "lab.toml").read_text())
+    doc["ports"] = {"port1": doc["ports"]["port1"]}
+    one = validate(doc)
+    e = exercises.EXERCISES["controller-stopped"]
+    assert e.told(one, "{port} {netns} {node}") == "port1 vm1 ovn-host-01"
+
+
+def test_demo_shows_what_is_underneath_and_every_ping(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    ping = ["ip", "netns", "exec", "vm1", "ping", "-c", "2", "-i", "0.01", "-W", "2", "10.0.0.13"]
+    pinged = script.stdout(HOST1, ping).strip().splitlines()[-1]
+    demo(config)
+    out = capsys.readouterr().out
+    at = [out.index(s) for s in SECTIONS]
+    for i in (0, 2, 3, 4):  # logical, bind, dhcp, the pings: each section says what OVN made of it
+        end = at[i + 1] if i + 1 < len(at) else len(out)
+        assert "underneath: " in out[at[i] : end], SECTIONS[i]
+    assert pinged and pinged in out[at[4] :]  # the pings' own output, not only their headers
+    for host in (HOST1, HOST2):  # each host binds and runs dhclient once
+        assert len(batches(script, host, ["bind"])) == 1 and len(batches(script, host, ["dhcp"])) == 1
+
+
+@pytest.mark.parametrize("node,step", [(CENTRAL, "logical"), (HOST2, "bind"), (HOST2, "dhcp")])
+def test_demo_a_failed_step_is_the_error(lab: tuple[Path, Script], node: str, step: str) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.fail_step(node, step)
+    with pytest.raises(StageFailed) as e:
+        demo(config)
+    assert e.value.message == f"{node}: provisioning step {step} failed (exit 1)"
+
+
+def test_demo_step_binds_only_after_the_logical_section(lab: tuple[Path, Script], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("demo")
+    script.delay_step(CENTRAL, "logical", 0.3)
+    monkeypatch.setattr(builtins, "input", lambda prompt="": "")
+    demo(config, step=True)
+    logical = batches(script, CENTRAL, ["logical"])[0]
+    assert all(batches(script, h, ["bind"])[0]["start"] >= logical["end"] for h in (HOST1, HOST2))
+
+
+def test_check_shows_why_and_what_it_saw(lab: tuple[Path, Script], capsys) -> None:  # type: ignore[no-untyped-def]
+    config, script = lab
+    is_up(config)
+    script.load("fault-lease")
+    with pytest.raises(SystemExit):
+        tasks.check(MockContext(), config=str(config))
+    out = capsys.readouterr().out
+    assert "FAIL ovn-host-01     vm2 has no lease for 10.0.0.12" in out
+    assert "     why: ip netns exec vm2 dhclient -v port2 (tutorial step 8)\n     | IPv4 on port2: none" in out
+    assert f"ok   {HOST2:<15} ovn-controller connected\n" in out and out.endswith("\n18 ok, 1 problem\n")
+    assert f"ok   {HOST2:<15} port3 bound on ovn-host-02\n" in out  # up, so not "(not up yet)"
+    assert out.count("FAIL") == 1 and out.count("ok   ") == 18
+
+
+def injected(config: Path, script: Script, name: str) -> list[Finding]:
+    """The problems check finds once exercise `name` injected its fault, as recorded."""
+    is_up(config)
+    script.load(f"exercise-{name}")
+    lab_, backend = open_up_lab(config)
+    assert all(f.ok for f in run_checks(lab_, backend))  # the recording begins with the healthy lab
+    for node, argv in exercises.EXERCISES[name].injections(lab_, backend):
+        assert backend.run(node, argv).ok
+    return [f for f in run_checks(lab_, backend) if not f.ok]
+
+
+@pytest.mark.parametrize("name", list(exercises.EXERCISES))
+def test_check_finds_each_exercise_by_its_code(lab: tuple[Path, Script], name: str) -> None:
+    """The finding that exercise.check waits for is there, and says why, for every exercise."""
+    bad = injected(*lab, name)
+    assert exercises.EXERCISES[name].code in {f.code for f in bad}, bad
+    assert all(f.why and f.node for f in bad)
+
+
+def test_a_wrong_encap_ip_is_said_to_be_off_the_underlay(lab: tuple[Path, Script]) -> None:
+    encap = next(f for f in injected(*lab, "wrong-encap-ip") if f.code == "encap")
+    assert encap.why.startswith("10.99.0.2 is not on the underlay 192.168.1.0/24: ")
+    assert encap.why.endswith("Fix: ovs-vsctl set open_vswitch . external_ids:ovn-encap-ip=192.168.1.62")
+
+
+def test_an_unbound_port_says_which_iface_id_it_needs(lab: tuple[Path, Script]) -> None:
+    unbound = next(f for f in injected(*lab, "port-not-bound") if f.code == "unbound")
+    assert "external_ids:iface-id must be exactly port3" in unbound.why
+    assert "port3 external_ids: " in unbound.evidence and "port-typo" in unbound.evidence
+
+
+def test_a_fact_that_cannot_be_read_is_a_finding_not_an_ok(lab: tuple[Path, Script]) -> None:
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    script.answer(CENTRAL, FACTS["nb_ports"].argv(""), rc=1, stderr="ovn-nbctl: database connection failed\n")  # type: ignore[misc]
+    found = run_checks(*open_up_lab(config))
+    unreadable = [f for f in found if f.code == "unreadable"]
+    assert unreadable and not unreadable[0].ok and "database connection failed" in unreadable[0].evidence
+    assert not any(f.ok and "bound on" in f.what for f in found)  # nothing the NB would have said is an ok

@@ -161,11 +161,11 @@ def up_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("cli")
     config = tmp / "lab.toml"
     config.write_text((HERE.parent / "lab.toml").read_text().replace('backend = "vagrant"', 'backend = "fake"'))
-    BACKENDS["fake"] = "tests.fake:FakeBackend"
-    FakeBackend.script = Script(tmp / "control.json")
-    LabState(load_lab(config)).remember("fake")
-    yield config
-    del BACKENDS["fake"]
+    with pytest.MonkeyPatch.context() as mp:  # the fixture is module-scoped: the function's monkeypatch is not
+        mp.setitem(BACKENDS, "fake", "tests.fake:FakeBackend")
+        mp.setattr(FakeBackend, "script", Script(tmp / "control.json"), raising=False)
+        LabState(load_lab(config)).remember("fake")
+        yield config
 
 
 CALLS = {

@@ -209,3 +209,128 @@ def test_the_read_scan_finds_a_hand_made_read(tmp_path: Path, source: str) -> No
     (tmp_path / "provision").mkdir()
     (tmp_path / "provision" / "facts.py").write_text(f"import json\n{source}\n")
     assert not ovsdb_reads(tmp_path / "provision" / "facts.py", tmp_path)
+
+
+# -- no shell strings built from values ---------------------------------------------------------------------
+SHELLS = {"sh", "bash", "dash", "/bin/sh", "/bin/bash", "/usr/bin/env"}
+SHELL_SOURCES = sorted([*SOURCES, *(ROOT / "bench").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")])
+# (file, function): why a value reaches a shell there on purpose
+SHELL_ALLOWED = {
+    ("labgen/lab.py", "exec_on"): "`invoke exec NODE COMMAND` runs the trainee's own command line, as ssh would",
+    ("labgen/backends/vagrant/backend.py", "node_argv"): "ssh hands the remote shell one string: shlex.join quotes "
+    "each word",
+    ("labgen/classroom/login.py", "main"): "a seat's own ssh command line, run by the seat's own shell as sshd would",
+}
+
+
+def shell_strings(path: Path, root: Path = ROOT) -> list[str]:
+    """Where a value (not a literal, nor a module constant made of literals) reaches a shell in `path`:
+    shell=True, os.system/os.popen, the string after `sh -c`, invoke's `c.run`, or shlex.join inside an
+    argv (a command line for a remote shell). Each as 'file:line: function: code'."""
+    tree = ast.parse(path.read_text())
+    constants: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            constants[node.targets[0].id] = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value:
+            constants[node.target.id] = node.value
+
+    def literal(e: ast.expr, depth: int = 0) -> bool:
+        if isinstance(e, ast.Constant):
+            return isinstance(e.value, str)
+        if isinstance(e, ast.Name) and e.id in constants and depth < 5:
+            return literal(constants[e.id], depth + 1)
+        if isinstance(e, ast.JoinedStr):
+            return all(literal(v.value if isinstance(v, ast.FormattedValue) else v, depth) for v in e.values)
+        if isinstance(e, ast.BinOp) and isinstance(e.op, ast.Add):
+            return literal(e.left, depth) and literal(e.right, depth)
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "replace":
+            return literal(e.func.value, depth) and all(literal(a, depth) for a in e.args)  # ENTER_SH
+        return False
+
+    def joins(e: ast.expr) -> bool:
+        """`e` is shlex.join(...) or a string made with one (not a call that merely shows it)."""
+        if isinstance(e, ast.Call):
+            return ast.unparse(e.func) == "shlex.join"
+        if isinstance(e, ast.BinOp):
+            return joins(e.left) or joins(e.right)
+        if isinstance(e, ast.JoinedStr):
+            return any(isinstance(v, ast.FormattedValue) and joins(v.value) for v in e.values)
+        return isinstance(e, ast.IfExp) and (joins(e.body) or joins(e.orelse))
+
+    found: list[tuple[ast.AST, str]] = []
+    for node in ast.walk(tree):
+        words: list[ast.expr] = []
+        if isinstance(node, ast.List | ast.Tuple):
+            words = node.elts
+            found += [(node, "shlex.join in an argv") for w in words if joins(w)]
+        elif isinstance(node, ast.Call):
+            words = node.args
+            func = ast.unparse(node.func)
+            for kw in node.keywords:
+                if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                    found.append((node, "shell=True"))
+            runs = func in ("os.system", "os.popen") or (func.endswith(".run") and func.split(".")[0] in ("c", "ctx"))
+            if runs and not (node.args and literal(node.args[0])):
+                found.append((node, f"{func} of a value"))
+        for i, w in enumerate(words[:-2]):
+            if (
+                isinstance(w, ast.Constant)
+                and w.value in SHELLS
+                and isinstance(words[i + 1], ast.Constant)
+                and str(words[i + 1].value).startswith("-")  # type: ignore[attr-defined]
+                and str(words[i + 1].value).endswith("c")  # type: ignore[attr-defined]
+                and not literal(words[i + 2])
+            ):
+                found.append((node, f"{w.value} {words[i + 1].value} of a value"))  # type: ignore[attr-defined]
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+
+    def where(n: ast.AST) -> str:
+        inside = [f for f in functions if f.lineno <= n.lineno <= (f.end_lineno or 0)]  # type: ignore[attr-defined]
+        return inside[-1].name if inside else "<module>"
+
+    rel = str(path.relative_to(root))
+    return [
+        f"{rel}:{n.lineno}: {where(n)}: {why}: {ast.unparse(n)[:120]}"  # type: ignore[attr-defined]
+        for n, why in found
+        if (rel, where(n)) not in SHELL_ALLOWED
+    ]
+
+
+def test_no_value_reaches_a_shell_string() -> None:
+    """Commands are argv lists; a shell script is a literal that takes its values as "$1"...; shlex.join
+    only shows a command (echo, errors). No value from lab.toml, a path or the command line reaches a
+    shell string."""
+    found = [f for p in SHELL_SOURCES for f in shell_strings(p)]
+    assert not found, "\n".join(found)
+
+
+def test_the_shell_scan_finds_each_way_a_value_reaches_a_shell(tmp_path: Path) -> None:
+    bad = {
+        "subprocess.run(argv, shell=True)": "shell=True",
+        "os.system(f'ip link del {name}')": "os.system of a value",
+        "os.popen('ls ' + path)": "os.popen of a value",
+        "subprocess.run(['sh', '-c', f'rm -rf {path}'])": "sh -c of a value",
+        "subprocess.run(['bash', '-ec', script])": "bash -ec of a value",
+        "chroot('sh', '-c', 'tar x -C ' + d)": "sh -c of a value",
+        "c.run(f'vagrant up {node}')": "c.run of a value",
+        "['ssh', node, '--', 'sudo ' + shlex.join(argv)]": "shlex.join in an argv",
+        "['ssh', node, '--', 'x' if t else shlex.join(argv)]": "shlex.join in an argv",
+    }
+    good = [
+        "subprocess.run(['sh', '-c', 'rm -rf \"$1\"', 'sh', path])",
+        "subprocess.run(['sh', '-c', SCRIPT, 'sh', path])",
+        "subprocess.run(['sh', '-c', f'rm -rf {DIR} && mkdir {DIR}'])",
+        "print(f'# {shlex.join(argv)}')",
+        "return r.ok, echo(node, shlex.join(argv), r)",
+        "subprocess.run(argv, shell=False)",
+        "c.run('true')",
+    ]
+    consts = "SCRIPT = 'exec tini -- \"$0\"'\nDIR = '/opt/lab'\n"
+    for i, code in enumerate([*bad, *good]):
+        (tmp_path / f"m{i}.py").write_text(f"{consts}def f():\n    {code}\n")
+        got = shell_strings(tmp_path / f"m{i}.py", tmp_path)
+        if code in bad:
+            assert len(got) == 1 and bad[code] in got[0], (code, got)
+        else:
+            assert got == [], (code, got)

@@ -18,7 +18,7 @@ from labgen.load import load_lab
 from labgen.state import LabState
 from tests.e2e import tutorial_lab
 
-pytestmark = pytest.mark.model
+pytestmark = pytest.mark.fake  # local processes, no root, no daemons: seconds (model tests start none)
 
 # a task as invoke runs one: it takes the lock, starts a child that inherits it (a provisioner session, or
 # `vagrant up`), and then is killed

@@ -126,8 +126,9 @@ def _tunnels(observe: Observer, node: str) -> list[Finding]:
 
 
 def run_checks(lab: Lab, backend: Backend, observe: Observer | None = None) -> list[Finding]:
-    """Every check; `observe` (a fresh one by default) keeps the list of what was read."""
-    observe = observe or Observer(lab, backend)
+    """Every check, on one snapshot of the lab's facts; `observe` (a fresh one by default) keeps the list of
+    what was read."""
+    observe = (observe or Observer(lab, backend)).snapshot()
     found, down = daemons(lab, observe)
     found += infrastructure(lab, observe, down)
     central = down.get(lab.central.name, set())
