@@ -17,7 +17,7 @@ from ..lab import open_up_lab
 from ..model import Lab
 from ..observe import Observer, Unreadable
 from .findings import Finding, guarded, ok, problem, report
-from .logical import logical, mtu, policies
+from .logical import mtu, policies, ports
 
 # every node runs the first three; central also the databases and northd
 DAEMONS = {
@@ -133,7 +133,7 @@ def run_checks(lab: Lab, backend: Backend, observe: Observer | None = None) -> l
     found += infrastructure(lab, observe, down)
     central = down.get(lab.central.name, set())
     if not central & {"ovnnb_db", "ovnsb_db"}:
-        found += guarded(lab.central.name, "the logical layer", lambda: logical(lab, observe))
+        found += guarded(lab.central.name, "the logical layer", lambda: ports(lab, observe))
         found += guarded(lab.central.name, "ACLs and port security", lambda: policies(lab, observe))
     if all(f.ok for f in found):
         found += guarded(lab.central.name, "the MTU across the tunnel", lambda: mtu(lab, observe))

@@ -130,7 +130,7 @@ class Stage:
 STAGE = re.compile(r"^ *(\d+)\. (\w+) \([^)]*\): (.*), priority \d+, uuid \w+$")
 
 
-def logical(text: str) -> list[Stage]:
+def stages(text: str) -> list[Stage]:
     stages: list[Stage] = []
     pipeline = ""
     for line in text.splitlines():

@@ -15,7 +15,7 @@ from ..observe import Observer
 from .findings import Finding, guarded, ok, problem
 
 
-def logical(lab: Lab, observe: Observer) -> list[Finding]:
+def ports(lab: Lab, observe: Observer) -> list[Finding]:
     central = lab.central.name
     switches = {s["name"]: s for s in observe.fact(central, "nb_switches")}
     if not any(s.name in switches for s in lab.switches):

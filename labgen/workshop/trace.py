@@ -100,7 +100,7 @@ class Tracer:
         p, d = self.pkt.src, self.pkt.dst
         to = f"{d.name} ({d.node})" if d else "OVN's DHCP (ovn-controller answers it)"
         self.out.append(f"== {p.netns} -> {d.netns if d else 'DHCP'}: {p.name} ({p.node}) -> {to} on {p.switch} ==")
-        self.logical()
+        self.ovn_trace()
         sent = self.chassis(p.node, self.pkt.of, "sending")
         tun = self.tunnel = detrace.tunnel(sent)
         if d and tun:
@@ -125,12 +125,12 @@ class Tracer:
             raise LabError(f"{node}: {shlex.join(argv)} failed: {(r.stderr or r.stdout).strip()[-300:]}")
         return r.stdout
 
-    def logical(self) -> None:
+    def ovn_trace(self) -> None:
         argv = ["ovn-trace", "--detailed", self.pkt.src.switch, self.pkt.ovn]
         self.out.append(f"-- the logical pipelines, on {self.central}:")
         self.out.append(prompt(self.central, shlex.join(argv)))
         text = self.run(self.central, argv)
-        stages = detrace.logical(text)
+        stages = detrace.stages(text)
         drop = next((st for st in stages if "drop;" in st.actions), None)
         if drop:
             self.dropped = f"{drop.name} ({drop.pipeline.split('(')[0]} table {drop.number})"
