@@ -868,3 +868,17 @@ def test_a_fact_that_cannot_be_read_is_a_finding_not_an_ok(lab: tuple[Path, Scri
     unreadable = [f for f in found if f.code == "unreadable"]
     assert unreadable and not unreadable[0].ok and "database connection failed" in unreadable[0].evidence
     assert not any(f.ok and "bound on" in f.what for f in found)  # nothing the NB would have said is an ok
+
+
+def test_a_chassis_with_more_encaps_is_judged_by_its_geneve_one(lab: tuple[Path, Script]) -> None:
+    """A chassis may register a vxlan Encap beside geneve (ovn-encap-type=geneve,vxlan): the lab's is geneve."""
+    config, script = lab
+    is_up(config)
+    script.load("healthy")
+    argv = FACTS["sb_encaps"].argv("")  # type: ignore[misc]
+    rows = [
+        [n, ip, "geneve"] for n, ip in ((CENTRAL, "192.168.1.61"), (HOST1, "192.168.1.62"), (HOST2, "192.168.1.63"))
+    ]
+    rows.append([HOST2, "192.168.1.99", "vxlan"])
+    script.answer(CENTRAL, argv, stdout=json.dumps({"data": rows, "headings": ["chassis_name", "ip", "type"]}))
+    assert all(f.ok for f in run_checks(*open_up_lab(config)))

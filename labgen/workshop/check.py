@@ -68,7 +68,9 @@ def infrastructure(lab: Lab, observe: Observer, down: Down) -> list[Finding]:
     sb_up = "ovnsb_db" not in down.get(central, {"ovnsb_db"})
     if sb_up:
         try:
-            encaps = {r["chassis_name"]: r for r in observe.fact(central, "sb_encaps")}
+            for r in observe.fact(central, "sb_encaps"):  # a chassis may have several: the lab's is geneve
+                if r["type"] == "geneve" or r["chassis_name"] not in encaps:
+                    encaps[r["chassis_name"]] = r
         except Unreadable as e:
             sb_up = False
             found.append(problem("unreadable", central, f"cannot read {e.what} on {central}", "is the SB up?", str(e)))
