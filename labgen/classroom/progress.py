@@ -29,6 +29,7 @@ def read(config: str | Path) -> dict[str, Any]:
     lab, backend = open_lab(config)
     done = dict.fromkeys((k for k, _ in STEPS), False)
     out: dict[str, Any] = {"lab": lab.name, "steps": [], "ports": [], "chassis": 0, "error": None}
+    out["exercise"] = backend.state.exercise()  # the one started, or None: only then is it worth checking
     states = backend.status() if backend.state.backend() else {}
     done["up"] = bool(states) and all(s == "running" for s in states.values())
     if done["up"]:
@@ -38,7 +39,7 @@ def read(config: str | Path) -> dict[str, Any]:
             switches = {r["name"] for r in observe.fact(central, "nb_switches")}
             dhcp = {r["cidr"] for r in observe.fact(central, "nb_dhcp")}
             ports = {r["name"]: r for r in observe.fact(central, "nb_ports")}
-            bound = {r["logical_port"] for r in observe.fact(central, "sb_bindings") if isinstance(r["chassis"], str)}
+            bound = {port for port, b in observe.bindings().items() if b.chassis}
             out["ports"] = sorted(ports)
             out["chassis"] = len(observe.fact(central, "sb_chassis"))
             want = [p.name for p in lab.ports]

@@ -235,7 +235,7 @@ class App:
         return ws
 
     async def read_seat(self, seat: str) -> dict[str, Any]:
-        command = "invoke classroom.progress; tmux display -p -t lab '#{session_activity}'; invoke exercise.check"
+        command = "invoke classroom.progress; tmux display -p -t lab '#{session_activity}'"
         _, out, err = await self.run(seat, command, timeout=60)
         lines = out.splitlines()
         try:
@@ -243,7 +243,10 @@ class App:
         except (IndexError, ValueError):
             return {"seat": seat, "error": (err.strip().splitlines() or ["no answer"])[-1], "steps": [], "ports": []}
         activity = lines[1] if len(lines) > 1 and lines[1].isdigit() else ""
-        exercise = " ".join(lines[2:]).strip() or (err.strip().splitlines() or [""])[-1].lstrip("✗ ")
+        exercise = "none"
+        if doc.get("exercise"):  # only then: exercise.check runs all of check in the seat's lab
+            _, out, err = await self.run(seat, "invoke exercise.check", timeout=60)
+            exercise = " ".join(out.split()).strip() or (err.strip().splitlines() or [""])[-1].lstrip("✗ ")
         return {"seat": seat, **doc, "activity": int(activity) if activity else None, "exercise": exercise[:200]}
 
     async def poller(self) -> None:
