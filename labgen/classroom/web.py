@@ -9,6 +9,7 @@ import asyncio
 import datetime
 import hmac
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -202,13 +203,16 @@ class App:
         seats = self.conf["seats"] if target == "all" else [target]
         if not set(seats) <= set(self.conf["seats"]):
             raise web.HTTPBadRequest(text="no such seat")
-        if what == "exercise" and doc.get("name") in self.conf["exercises"]:
-            command = f"invoke exercise.start {doc['name']}"  # a name from the exercise list, nothing typed
+        # the exercise's name is the server's own string from its list, never the request's, and ssh hands
+        # the seat's shell one string with each word quoted
+        name = next((n for n in self.conf["exercises"] if n == doc.get("name")), "")
+        if what == "exercise" and name:
+            command = shlex.join(["invoke", "exercise.start", name])
         elif what == "reset":
-            command = "invoke teardown && invoke up --backend netns"
+            command, name = "invoke teardown && invoke up --backend netns", ""
         else:
             raise web.HTTPBadRequest(text="unknown action")
-        self.log(f"trainer {what} {doc.get('name', '')} seats={','.join(seats)}")
+        self.log(f"trainer {what} {name} seats={','.join(seats)}")
         sem = asyncio.Semaphore(PARALLEL)
 
         async def one(seat: str) -> dict[str, Any]:
