@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from aiohttp import WSMsgType
 from common import ROOT, SHARED, save, timed
 
 sys.path.insert(0, str(ROOT))  # labgen: the seats' cgroups
@@ -71,20 +73,33 @@ def _usec(stat: Path) -> int:
     return int(m[1]) if m else 0
 
 
-def pss_by_uid() -> dict[int, int]:
-    """KiB of PSS per uid, every process (root sees them all under hidepid)."""
-    out: dict[int, int] = {}
+def processes() -> list[tuple[int, int, str, int]]:
+    """(pid, uid, comm, KiB of PSS) of every process (root sees them all under hidepid)."""
+    out = []
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
         try:
             uid = p.stat().st_uid
+            comm = (p / "comm").read_text().strip()
             m = re.search(r"^Pss:\s+(\d+)", (p / "smaps_rollup").read_text(), re.M)
         except OSError:
             continue
-        if m:
-            out[uid] = out.get(uid, 0) + int(m[1])
+        out.append((int(p.name), uid, comm, int(m[1]) if m else 0))
     return out
+
+
+def outside(meter: Meter, uids: set[int]) -> int:
+    """How many of the seats' processes are not in the meter's cgroup (their CPU would not be counted)."""
+    if meter.v2:
+        return 0
+    want = f":/{meter.dir.name}"
+    n = 0
+    for pid, uid, _, _ in processes():
+        with contextlib.suppress(OSError):
+            line = next((ln for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if "cpuacct" in ln), "")
+            n += uid in uids and not line.endswith(want)
+    return n
 
 
 def probe() -> dict[str, float]:
@@ -143,7 +158,7 @@ def serve(cfg: Path, meter: Meter, log: Path) -> subprocess.Popen[bytes]:
     sys.exit(f"classroom.serve did not answer on {URL}:\n{log.read_text()[-2000:]}")
 
 
-async def login(http: Any, path: str, form: dict[str, str]) -> str:
+async def login(http: aiohttp.ClientSession, path: str, form: dict[str, str]) -> str:
     """POST a login form, as the browser does; the session cookie it sets, for the Cookie header."""
     async with http.post(f"{URL}{path}", data=form, allow_redirects=False) as r:
         if r.status != 303 or "classroom" not in r.cookies:
@@ -169,12 +184,12 @@ async def until(ws: Any, want: bytes, timeout: float = 30) -> None:
         msg = await asyncio.wait_for(ws.receive(), deadline - time.monotonic())
         if isinstance(msg.data, bytes) and want in msg.data:
             return
-        if msg.data is None:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
             raise SystemExit("a terminal closed while the bench typed")
     raise SystemExit(f"no echo of {want!r} within {timeout} s")
 
 
-async def typist(http: Any, seat: str, code: str, keys: int) -> list[float]:
+async def typist(http: aiohttp.ClientSession, seat: str, code: str, keys: int) -> list[float]:
     """One browser terminal on the seat's page: join, open its websocket, type `keys` keystrokes one at a time
     (a letter, timed until it echoes, then a backspace), at a typist's pace."""
     cookie = await login(http, "/join", {"seat": seat, "code": code})
@@ -194,8 +209,6 @@ async def typist(http: Any, seat: str, code: str, keys: int) -> list[float]:
 
 
 async def echo(seats: list[str], keys: int) -> list[float]:
-    import aiohttp
-
     codes = json.loads((STATE / "join-codes.json").read_text())
     async with aiohttp.ClientSession() as http:
         runs = await asyncio.gather(*(typist(http, s, codes[s], keys) for s in seats))
@@ -212,8 +225,6 @@ def ssh_argv(seat: str, command: str) -> list[str]:
 async def dashboard(seat: str, changes: int) -> list[float]:
     """The trainer's dashboard open; the seat adds a logical port (over ssh, as the seat); seconds from the
     command's return until the dashboard's pushed row for the seat lists it."""
-    import aiohttp
-
     token = (STATE / "trainer-token").read_text().strip()
     took: list[float] = []
     async with aiohttp.ClientSession() as http:
@@ -225,7 +236,7 @@ async def dashboard(seat: str, changes: int) -> list[float]:
                 deadline = time.monotonic() + timeout
                 while True:
                     msg = await asyncio.wait_for(ws.receive(), max(0.01, deadline - time.monotonic()))
-                    if msg.data is None:
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
                         raise SystemExit("the dashboard's websocket closed")
                     for r in json.loads(msg.data)["seats"]:
                         if r.get("seat") == seat and (port is None or port in r.get("ports", [])):
@@ -258,13 +269,26 @@ def room(cfg: Path, n: int, keys: int, changes: int, probe_cpu: float) -> dict[s
     try:
         t_ready = task(cfg, "classroom.up", "--seats", str(n), "--demo", preexec=up.enter)
         cpu_up = up.usage(seats)
+        uids = {pwd.getpwnam(s).pw_uid: s for s in seats}
+        escaped = outside(up, set(uids))
+        time.sleep(3)  # the demo's last DHCP and ping traffic
+        room0 = up.usage(seats)
+        time.sleep(IDLE)
+        idle_seats = (up.usage(seats) - room0) / IDLE  # the labs' daemons, the classroom's sshd
+        procs = processes()
+        per_seat = [sum(k for _, u, _, k in procs if u == uid) / 1024 for uid in uids]
+        first: dict[str, float] = {}  # what a seat's PSS is made of
+        for _, u, comm, k in procs:
+            if uids.get(u) == seats[0]:
+                first[comm] = first.get(comm, 0) + k / 1024
         proc = serve(cfg, web, cfg.parent / "serve.log")
         time.sleep(5)  # the web app's first reads of every seat
-        pss = pss_by_uid()
-        per_seat = [pss.get(pwd.getpwnam(s).pw_uid, 0) / 1024 for s in seats]
         room0, web0 = up.usage(seats), web.usage()
         time.sleep(IDLE)
-        idle_seats, idle_web = (up.usage(seats) - room0) / IDLE, (web.usage() - web0) / IDLE
+        # the web app's dashboard reads every seat over ssh whether or not a trainer looks: what that costs
+        # on the seats' side counts for the web app
+        polling = (up.usage(seats) - room0) / IDLE - idle_seats
+        idle_web = (web.usage() - web0) / IDLE + polling
         lat = asyncio.run(echo(seats, keys))
         dash = asyncio.run(dashboard(seats[0], changes))
     finally:
@@ -277,6 +301,8 @@ def room(cfg: Path, n: int, keys: int, changes: int, probe_cpu: float) -> dict[s
     return {
         "seats": n, "ready_s": t_ready, "down_s": t_down, "pss_mib_per_seat": statistics.mean(per_seat),
         "pss_mib_max": max(per_seat), "idle_cores_seats": idle_seats, "idle_cores_web": idle_web,
+        "idle_cores_polling": polling, "pss_mib_by_comm": dict(sorted(first.items(), key=lambda kv: -kv[1])),
+        "processes_outside_meter": escaped,
         "cpu_s_per_seat": cpu_up / n, "cpu_vs_probe": cpu_up / n / probe_cpu if probe_cpu else 0.0,
         "echo_ms_p50": pct(lat, 50), "echo_ms_p95": pct(lat, 95), "echo_n": len(lat),
         "dashboard_s": statistics.median(dash), "dashboard_s_max": max(dash),
@@ -291,8 +317,9 @@ def table(rows: list[dict[str, Any]], probe_cpu: float) -> None:
          lambda r: r["seats"] < 30 or r["ready_s"] <= GOALS["ready"]),
         ("PSS per seat, MiB", "pss_mib_per_seat", f"<= {GOALS['pss']:.0f} MiB",
          lambda r: r["pss_mib_per_seat"] <= GOALS["pss"]),
-        ("idle CPU of the seats, cores", "idle_cores_seats", "", None),
-        ("idle CPU of the web app, cores", "idle_cores_web", "", None),
+        ("idle CPU of the seats, cores", "idle_cores_seats", "labs' daemons + the classroom's sshd", None),
+        ("idle CPU of the web app, cores", "idle_cores_web", "its own + its reads of the seats", None),
+        ("  of which its reads of the seats", "idle_cores_polling", "ssh + invoke in each seat, every 3 s", None),
         ("idle CPU of the room, cores", "idle_room", f"<= {GOALS['idle']} cores",
          lambda r: r["idle_room"] <= GOALS["idle"]),
         ("CPU s per seat (up + demo)", "cpu_s_per_seat", f"probe's one lab: {probe_cpu:.2f} s", None),
@@ -329,6 +356,8 @@ def main() -> None:
     for n in sizes:
         res["rooms"].append(room(cfg, n, keys, changes, res["probe"]["cpu"]))
         print(f"{n} seats: {res['rooms'][-1]}", flush=True)
+        if res["rooms"][-1]["processes_outside_meter"]:
+            print("  warning: some seat processes left the CPU meter's cgroup: CPU figures are low", flush=True)
     table(res["rooms"], res["probe"]["cpu"])
     print(f"results: {save('classroom', res)}")
     subprocess.run(["rm", "-rf", str(tmp)], check=False)
