@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import statistics
 import subprocess
 import sys
@@ -70,3 +72,45 @@ def save(name: str, data: dict[str, object]) -> Path:
     out = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(data, indent=1) + "\n")
     return out
+
+
+def pss_of(pid: int) -> int:
+    try:
+        return int(re.search(r"^Pss:\s+(\d+)", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.M)[1])  # type: ignore[index]
+    except (OSError, TypeError):
+        return 0
+
+
+def lab_pss_kib(state: Path) -> tuple[int, int]:
+    """(daemons + dhclients, the keeper's own: unshare, tini, sleep) of a rootless lab, in KiB: every
+    process of its PID namespace, seen from the host."""
+    sys.path.insert(0, str(ROOT))  # labgen: to find a lab's keeper
+    from labgen.backends.netns.keeper import MARK
+
+    want = f"{MARK}={state.resolve()}".encode()
+    keeper = None
+    for entry in os.listdir("/proc"):  # any user's (keeper.keepers() lists only this user's)
+        try:
+            env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0") if entry.isdigit() else []
+            if want in env and Path(f"/proc/{entry}/comm").read_text().strip() == "tini":
+                keeper = int(entry)
+        except OSError:
+            continue
+    if keeper is None:
+        return 0, 0
+    ns = os.stat(f"/proc/{keeper}/ns/pid").st_ino
+    parent = int(Path(f"/proc/{keeper}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    lab = own = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            inside = os.stat(f"/proc/{entry}/ns/pid").st_ino == ns
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        if inside and comm not in ("tini", "sleep"):
+            lab += pss_of(int(entry))
+        elif inside or int(entry) == parent:
+            own += pss_of(int(entry))
+    return lab, own

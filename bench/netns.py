@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import SHARED, invoke, lab_toml, save, summary, timed
+from common import SHARED, invoke, lab_pss_kib, lab_toml, save, summary, timed
 
 
 def pss_kib(state: Path) -> int:
@@ -39,7 +39,7 @@ def ours(config: Path) -> dict[str, float]:
     t_demo, out = invoke("demo", config=config)
     cpu = busy() - cpu
     m = re.search(r"demo done in ([\d.]+) s", out)
-    mem = pss_kib(config.parent / ".lab" / config.parent.name)
+    mem = sum(lab_pss_kib(config.parent / ".lab" / config.parent.name))  # its PID namespace, keeper included
     t_down, _ = invoke("teardown", config=config)
     return {
         "up": t_up,
@@ -98,7 +98,8 @@ def main() -> None:
     print("teardown:")
     print(f"  shell probe down.sh         {summary([r['teardown'] for r in res['probe']])}")
     print(f"  invoke teardown             {summary([r['teardown'] for r in res['ours']])}")
-    print(f"memory (PSS of daemons + dhclients): {summary([r['pss_mib'] for r in res['ours']]).replace(' s', ' MiB')}")
+    pss = summary([r["pss_mib"] for r in res["ours"]]).replace(" s", " MiB")
+    print(f"memory (PSS of the lab's PID namespace: daemons, dhclients, keeper): {pss}")
     b = res["big"][0]
     print(
         f"11 nodes (central + 10 hosts), 30 ports: up {b['up']:.2f} s, demo {b['demo']:.2f} s "
