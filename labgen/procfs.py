@@ -51,6 +51,14 @@ def owner(pid: int) -> int | None:
         return None
 
 
+def pid_ns(pid: int) -> int | None:
+    """The inode of the process's PID namespace (None when gone or not ours to see)."""
+    try:
+        return os.stat(path(pid, "ns", "pid")).st_ino
+    except OSError:
+        return None
+
+
 def first_child(pid: int) -> int | None:
     try:
         return int(path(pid, "task", str(pid), "children").read_text().split()[0])

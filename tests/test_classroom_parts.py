@@ -3,6 +3,7 @@ CSRF tokens and join-code limits (model tier: no system access)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,27 @@ def test_a_task_that_needs_root_says_why_then_reruns_through_sudo(
         ["sudo", "--", "env", f"PYTHONPATH={ROOT}", sys.executable, "-m", "labgen.classroom", "down", "--config",
          str((Path("lab.toml")).resolve())]
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("v2", [True, False], ids=["cgroup-v2", "cgroup-v1"])
+def test_a_seats_cgroup_holds_its_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, v2: bool) -> None:
+    """The files a seat's cgroup gets, on a fake tree of each kind: this host's kernel has one kind only
+    (the classroom tier runs the real one)."""
+    from labgen.classroom import limits
+
+    monkeypatch.setattr(limits, "ROOT", tmp_path)
+    if v2:
+        (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+        (tmp_path / "cgroup.subtree_control").write_text("\n")
+    limits.create("ws", "ws01", os.getuid(), 256, 512)
+    if v2:
+        seat = tmp_path / "ovn-classroom-ws" / "ws01"
+        assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +pids"
+        assert (seat.parent / "cgroup.subtree_control").read_text() == "+memory +pids"
+        assert ((seat / "memory.max").read_text(), (seat / "pids.max").read_text()) == (str(256 << 20), "512")
+        assert limits.seat_dirs("ws", "ws01") == [seat]
+    else:
+        memory, pids = tmp_path / "memory/ovn-classroom-ws/ws01", tmp_path / "pids/ovn-classroom-ws/ws01"
+        assert (memory / "memory.limit_in_bytes").read_text() == str(256 << 20)
+        assert (pids / "pids.max").read_text() == "512"
+        assert limits.seat_dirs("ws", "ws01") == [memory, pids]

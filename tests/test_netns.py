@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -12,10 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labgen.backends.netns.keeper import keepers
+from labgen.classroom.progress import STEPS
 from provision.facts import netns_names
 from tests.e2e import (
     ROOT,
@@ -351,3 +354,43 @@ def test_a_checkout_at_a_hostile_path_works_and_runs_nothing(tmp_path: Path) -> 
         invoke("teardown")
     assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists() and not Path("PWNED").exists()
     assert not leftovers(Cli(ws / "lab.toml"), "t-path")
+
+
+def test_the_seat_watcher_follows_the_lab_and_stays_quiet_when_idle(cli: Cli) -> None:
+    """The classroom's `lab-watch` on a real lab: a row at start, none while the lab idles (nothing the
+    lab's daemons do on their own touches what it watches), then one after each change a trainee makes."""
+    cli("up", "--backend", "netns")
+    bindir = Path(sys.executable).parent  # `invoke` of this Python, as the seats' PATH has it
+    watcher = subprocess.Popen(
+        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+         "from labgen.classroom.watch import main; main()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "OVN_LAB_CONFIG": str(cli.config)},
+    )  # fmt: skip
+    assert watcher.stdout is not None and watcher.stdin is not None
+
+    def row(timeout: float) -> dict[str, Any] | None:
+        ready, _, _ = select.select([watcher.stdout], [], [], timeout)
+        return json.loads(watcher.stdout.readline()) if ready else None  # type: ignore[union-attr]
+
+    def ticked(doc: dict[str, Any] | None) -> list[str]:
+        return [s["key"] for s in (doc or {}).get("steps", []) if s["done"]]
+
+    try:
+        first = row(30)
+        assert ticked(first) == ["up"] and first and first["down"] == {}
+        assert row(5) is None  # idle: the daemons write nothing it watches
+        cli("demo")
+        rows = [row(30)]
+        while ticked(rows[-1]) != [k for k, _ in STEPS]:
+            rows.append(row(30))
+        cli("exercise.start", "controller-stopped")
+        got = row(30)
+        while got and got["exercise"] == "none":  # the exercise's file, then its stopped daemon
+            got = row(30)
+        assert got and got["down"] == {"ovn-host-02": ["ovn-controller"]}, got
+        assert "not solved yet: controller-stopped" in got["exercise"]
+        watcher.stdin.close()
+        assert watcher.wait(timeout=10) == 0
+    finally:
+        watcher.kill()

@@ -92,6 +92,13 @@ class Backend(ABC):
     def labs_on_host(self) -> dict[str, str]:
         """Labs of this backend that exist on this host, by name: what of each is there (doctor)."""
 
+    def changes(self) -> list[str]:
+        """Host paths whose change may mean the lab's state changed: its databases and leases (files or
+        directories) and its processes (/proc/PID, gone when one ends). The classroom's watcher stats them
+        and re-reads the lab only then. Empty where the host cannot see them: the watcher re-reads on a
+        timer."""
+        return []
+
     def has_leftovers(self) -> bool:
         """Does anything of this lab exist (used when the lab's state was lost)?"""
         return self.state.exists()

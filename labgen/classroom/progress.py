@@ -13,6 +13,7 @@ from provision.facts import addr_of
 from ..errors import LabError
 from ..lab import open_lab
 from ..observe import Observer
+from ..workshop.check import daemons
 
 # (key, the tutorial's words); ticked in this order
 STEPS = (
@@ -28,13 +29,15 @@ STEPS = (
 def read(config: str | Path) -> dict[str, Any]:
     lab, backend = open_lab(config)
     done = dict.fromkeys((k for k, _ in STEPS), False)
-    out: dict[str, Any] = {"lab": lab.name, "steps": [], "ports": [], "chassis": 0, "error": None}
+    out: dict[str, Any] = {"lab": lab.name, "steps": [], "ports": [], "chassis": 0, "down": {}, "error": None}
     out["exercise"] = backend.state.exercise()  # the one started, or None: only then is it worth checking
     states = backend.status() if backend.state.backend() else {}
     done["up"] = bool(states) and all(s == "running" for s in states.values())
     if done["up"]:
-        observe = Observer(lab, backend)
+        observe = Observer(lab, backend).snapshot()
         central = lab.central.name
+        _, down = daemons(lab, observe)
+        out["down"] = {node: sorted(names) for node, names in down.items() if names}
         try:
             switches = {r["name"] for r in observe.fact(central, "nb_switches")}
             dhcp = {r["cidr"] for r in observe.fact(central, "nb_dhcp")}
@@ -53,6 +56,7 @@ def read(config: str | Path) -> dict[str, Any]:
         except LabError as e:
             out["error"] = str(e)
     out["steps"] = [{"key": k, "text": text, "done": done[k]} for k, text in STEPS]
+    out["changes"] = backend.changes() if backend.state.backend() else [str(backend.state.dir)]
     return out
 
 

@@ -72,6 +72,11 @@ def prepare(base: Path) -> None:
     invoke = bin_dir / "invoke"  # `invoke` in the seats' shells
     invoke.write_text(f"#!{python(base)}\nfrom invoke.main import program\n\nprogram.run()\n")
     invoke.chmod(0o755)
+    watch = bin_dir / "lab-watch"  # the web app's watcher of a seat: stdlib only, so no site-packages (-S)
+    code = str(code_dir(base))
+    watch.write_text(f"#!{python(base)} -S\nimport sys\n\nsys.path.insert(0, {code!r})\n"
+                     "from labgen.classroom.watch import main\n\nmain()\n")  # fmt: skip
+    watch.chmod(0o755)
     if not usable(base):
         raise BackendFailed(
             f"the seats cannot run the project: neither {CHECKOUT} and its .venv nor a copy beside the classroom",

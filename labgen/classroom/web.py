@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 
 from . import webterm
+from .rows import PARALLEL, Rows
 from .webauth import COOKIE, Limiter, Session, Signer
 
 HERE = Path(__file__).parent
@@ -33,8 +34,6 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-POLL = 3.0  # seconds between the dashboard's reads of every seat
-PARALLEL = 4  # seats read at once
 
 
 class App:
@@ -45,8 +44,7 @@ class App:
         self.token = (home / "trainer-token").read_text().strip()
         self.signer = Signer((home / "session-secret").read_text().strip())
         self.limiter = Limiter()
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.watchers: set[web.WebSocketResponse] = set()
+        self.rows = Rows(lambda seat: self.ssh(seat, "lab-watch"))
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
         )
@@ -144,7 +142,7 @@ class App:
 
     async def progress(self, request: web.Request) -> web.Response:
         seat = self.seat_of(request)
-        return web.json_response(await self.read_seat(seat))
+        return web.json_response(self.rows.rows.get(seat, {"seat": seat, "steps": [], "ports": []}))
 
     async def check(self, request: web.Request) -> web.Response:
         seat = self.seat_of(request)
@@ -224,49 +222,25 @@ class App:
         return web.json_response({"results": await asyncio.gather(*map(one, seats))})
 
     async def live(self, request: web.Request) -> web.WebSocketResponse:
-        self.trainer(request)
+        """Rows pushed as they change: every seat's to the dashboard, a seat's own to its page."""
+        seat: str | None
+        if request.path.startswith("/trainer/"):
+            self.trainer(request)
+            seat = None
+        else:
+            seat = self.seat_of(request)
         if not self.origin_ok(request):
             raise web.HTTPForbidden(text="websocket from a foreign Origin")
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
-        self.watchers.add(ws)
-        await ws.send_json({"seats": list(self.rows.values())})
+        self.rows.pages[seat].add(ws)
+        await ws.send_json({"seats": [r for s, r in self.rows.rows.items() if seat in (None, s)]})
         try:
             async for _ in ws:
                 pass
         finally:
-            self.watchers.discard(ws)
+            self.rows.pages[seat].discard(ws)
         return ws
-
-    async def read_seat(self, seat: str) -> dict[str, Any]:
-        command = "invoke classroom.progress; tmux display -p -t lab '#{session_activity}'"
-        _, out, err = await self.run(seat, command, timeout=60)
-        lines = out.splitlines()
-        try:
-            doc: dict[str, Any] = json.loads(lines[0])
-        except (IndexError, ValueError):
-            return {"seat": seat, "error": (err.strip().splitlines() or ["no answer"])[-1], "steps": [], "ports": []}
-        activity = lines[1] if len(lines) > 1 and lines[1].isdigit() else ""
-        exercise = "none"
-        if doc.get("exercise"):  # only then: exercise.check runs all of check in the seat's lab
-            _, out, err = await self.run(seat, "invoke exercise.check", timeout=60)
-            exercise = " ".join(out.split()).strip() or (err.strip().splitlines() or [""])[-1].lstrip("✗ ")
-        return {"seat": seat, **doc, "activity": int(activity) if activity else None, "exercise": exercise[:200]}
-
-    async def poller(self) -> None:
-        sem = asyncio.Semaphore(PARALLEL)
-
-        async def one(seat: str) -> None:
-            async with sem:
-                row = await self.read_seat(seat)
-            if row != self.rows.get(seat):
-                self.rows[seat] = row
-                for ws in list(self.watchers):
-                    await ws.send_json({"seats": [row]})
-
-        while True:
-            await asyncio.gather(*map(one, self.conf["seats"]))
-            await asyncio.sleep(POLL)
 
     async def asset(self, request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]

@@ -1,4 +1,4 @@
-"""The web app's server: routes, security headers on every answer, the dashboard's poller, and `main` as
+"""The web app's server: routes, security headers on every answer, the seats' watchers, and `main` as
 classroom.serve starts it (as the web app's account, with its directory)."""
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def make_app(home: Path) -> web.Application:
             web.get("/seat/{seat}", a.seat_page),
             web.get("/seat/{seat}/key", a.key),
             web.get("/seat/{seat}/progress", a.progress),
+            web.get("/seat/{seat}/live", a.live),
             web.post("/seat/{seat}/check", a.check),
             web.get("/seat/{seat}/term", a.term),
             web.get("/trainer", a.trainer_page),
@@ -60,7 +61,7 @@ def make_app(home: Path) -> web.Application:
     )
 
     async def start(_: web.Application) -> Any:
-        task = asyncio.create_task(a.poller())
+        task = asyncio.create_task(a.rows.follow_all(a.conf["seats"]))
         yield
         task.cancel()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from provision.facts import netns_names
 from provision.names import LOOPBACK, NETNS_UNDERLAY_NIC, UNDERLAY_BRIDGE, underlay_veth
 
+from ... import procfs
 from ...errors import BackendFailed
 from ...lock import TASK
 from ...model import Lab, Node
@@ -84,6 +85,19 @@ class NetnsBackend(Backend):
 
     def node_dir(self, node: str) -> Path:
         return self.state.nodes / node
+
+    def changes(self) -> list[str]:
+        """The lab's state dir (the exercise), each node's OVS and OVN databases and leases, and every process
+        of the lab's PID namespace: the keeper, the daemons, the dhclients."""
+        paths = [self.state.dir]
+        for node in self.lab.nodes:
+            here = self.node_dir(node.name)
+            paths += [here / PRIVATE[p] for p in ("/etc/openvswitch", "/var/lib/ovn", "/var/lib/dhcp")]
+        keeper = self.keeper.pid
+        ns = procfs.pid_ns(keeper) if keeper is not None else None
+        if keeper is not None and ns is not None:
+            paths += [procfs.path(p) for p in procfs.pids() if p == keeper or procfs.pid_ns(p) == ns]
+        return [str(p) for p in paths]
 
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:

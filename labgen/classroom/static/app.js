@@ -51,10 +51,7 @@ function terminal() {
 function steps() {
   const ol = document.getElementById("steps");
   if (!ol) return;
-  async function refresh() {
-    const r = await fetch(ol.dataset.url, {credentials: "same-origin"});
-    if (!r.ok) return;
-    const doc = await r.json();
+  function show(doc) {
     ol.replaceChildren(...(doc.steps || []).map((s) => {
       const li = document.createElement("li");
       li.className = s.done ? "done" : "todo";
@@ -65,8 +62,12 @@ function steps() {
       return li;
     }));
   }
-  refresh();
-  setInterval(refresh, 4000);
+  function connect() {  // the server pushes the seat's row when its lab changes
+    const ws = new WebSocket(wsUrl(ol.dataset.ws));
+    ws.onmessage = (e) => JSON.parse(e.data).seats.forEach((row) => { if (row.steps) show(row); });
+    ws.onclose = () => setTimeout(connect, 1000);
+  }
+  connect();
   const button = document.getElementById("check");
   const out = document.getElementById("check-out");
   button.addEventListener("click", async () => {
@@ -92,6 +93,8 @@ function dashboard() {
     while (reached < steps.length && steps[reached].done) reached++;
     set("lab", steps.length && steps[0].done ? "✓ up (nodes running)" : "✗ not up");
     set("chassis", String(row.chassis || 0));
+    const down = Object.entries(row.down || {}).map(([node, names]) => node + ": " + names.join(", "));
+    set("daemons", down.length ? "✗ down: " + down.join("; ") : "✓ all running");
     set("step", reached ? "✓ " + steps[reached - 1].text : "○ none yet");
     set("ports", (row.ports || []).join(", ") || "none");
     const leases = steps.find((s) => s.key === "leases");
