@@ -258,42 +258,5 @@ def load_plan(path: str) -> Plan:
         return dict(json.load(f))
 
 
-def running(pid: int) -> bool:
-    """The process runs and is not a zombie. PID 1 on these machines reaps orphans late, so a zombie counts
-    as exited (kill -0 would call it alive). pid <= 0 is never a process: -1 or 0 from a corrupt pidfile
-    would make kill() mean every process or the process group."""
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            state = next((line.split()[1] for line in f if line.startswith("State:")), "Z")
-    except OSError:
-        return False
-    return state not in ("Z", "X")  # X: dead, being torn down
-
-
-def pid_alive(pidfile: str) -> bool:
-    """The pid in a pidfile is running (see running())."""
-    try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
-    except (OSError, ValueError):
-        return False
-    return running(pid)
-
-
-def pid_of(pidfile: str) -> int | None:
-    """The running process a pidfile names, proven by its command line naming that pidfile (a pid left
-    in a stale pidfile may be anyone's by now); else None."""
-    try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except (OSError, ValueError):
-        return None
-    return pid if running(pid) and pidfile.encode() in argv else None
-
-
 def exists(path: str) -> bool:
     return os.path.exists(path)

@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from typing import Any
 
-from .core import Fact, exists, pid_alive, pid_of
+from .core import Fact, exists
 from .names import BR_INT, BR_PHY, OVS_NETDEV
+from .pids import pid_alive, pid_of
 
 DAEMON_PIDFILES = {
     "ovsdb-server": "/run/openvswitch/ovsdb-server.pid",
@@ -18,6 +19,15 @@ DAEMON_PIDFILES = {
     "ovnsb_db": "/run/ovn/ovnsb_db.pid",
     "ovn-northd": "/run/ovn/ovn-northd.pid",
     "ovn-controller": "/run/ovn/ovn-controller.pid",
+}
+# what proves a pidfile's pid is still that daemon: its program, and a word of its arguments (its database)
+DAEMON_PROGRAMS = {
+    "ovsdb-server": ("ovsdb-server", "conf.db"),
+    "ovs-vswitchd": ("ovs-vswitchd", ""),
+    "ovnnb_db": ("ovsdb-server", "ovnnb_db.db"),
+    "ovnsb_db": ("ovsdb-server", "ovnsb_db.db"),
+    "ovn-northd": ("ovn-northd", ""),
+    "ovn-controller": ("ovn-controller", ""),
 }
 
 
@@ -106,7 +116,11 @@ FACTS: dict[str, Fact] = {
     "tools": Fact(None, read=tool_paths),
     "exists": Fact(None, read=exists),
     "file": Fact(None, read=read_text),
-    "pid_alive": Fact(None, read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d)), about="the pidfile of {}"),
+    "pid_alive": Fact(
+        None,
+        read=lambda d: pid_alive(DAEMON_PIDFILES.get(d, d), *DAEMON_PROGRAMS.get(d, ("", ""))),
+        about="the pidfile of {}",
+    ),
     "pid_of": Fact(None, read=pid_of),  # the process a pidfile names, proven (a dhclient)
     "unit": Fact(None, read=unit_state),
     "passwd_locked": Fact(lambda user: ("passwd", "-S", user), lambda out: out.split()[1:2] == ["L"]),

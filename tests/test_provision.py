@@ -22,8 +22,9 @@ import pytest
 from labgen.load import load_lab
 from labgen.plan import node_plan
 from labgen.provisioner import Session
-from provision.core import Cmd, Facts, Noop, Op, Runner, Show, StepFailed, Wait, Write, pid_alive, running
+from provision.core import Cmd, Facts, Noop, Op, Runner, Show, StepFailed, Wait, Write
 from provision.facts import FACTS, ovsdb_json
+from provision.pids import pid_alive, running
 from provision.steps import STEPS
 from provision.steps.node import SSHD_TEXT
 
@@ -707,6 +708,36 @@ def test_pid_alive_reads_the_pidfile(tmp_path: Path) -> None:
         pidfile.write_text(text)
         assert pid_alive(str(pidfile)) is alive, text
     assert not pid_alive(str(tmp_path / "none.pid"))
+
+
+def test_pid_alive_proves_the_pid_is_still_the_daemon(tmp_path: Path) -> None:
+    """A stale pidfile whose pid another process holds now (a lab's PID namespace reuses its few pids)."""
+    pidfile = tmp_path / "ovnnb_db.pid"
+    program = os.path.basename(sys.executable)
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "ovnnb_db.db"]) as other:
+        try:
+            pidfile.write_text(f"{other.pid}\n")
+            assert pid_alive(str(pidfile))  # the pid runs
+            assert not pid_alive(str(pidfile), "ovsdb-server", "ovnnb_db.db")  # but it is not the NB's server
+            deadline = time.monotonic() + 10
+            while not pid_alive(str(pidfile), program, "ovnnb_db.db"):  # once exec'd
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert not pid_alive(str(pidfile), program, "ovnsb_db.db")
+        finally:
+            other.kill()
+    # the same program with the same arguments, in another node's network namespace
+    with subprocess.Popen(["unshare", "--user", "--map-root-user", "--net", "--", sys.executable, "-c",
+                           "import time; time.sleep(30)", "ovnnb_db.db"]) as other:  # fmt: skip
+        try:
+            pidfile.write_text(f"{other.pid}\n")
+            deadline = time.monotonic() + 10
+            while not Path(f"/proc/{other.pid}/cmdline").read_bytes().startswith(sys.executable.encode()):  # exec'd
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert not pid_alive(str(pidfile), program, "ovnnb_db.db")
+        finally:
+            other.kill()
 
 
 def test_session_answers_batch_after_batch() -> None:
