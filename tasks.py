@@ -266,10 +266,17 @@ ns = Collection(
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))
 
 
-@task(name="serve", help={"port": "the web app's port (default: web_port of [classroom])", "config": CONFIG_HELP})
-def classroom_serve(c, port=None, config=CONFIG):
+@task(
+    name="serve",
+    help={
+        "port": "the web app's port (default: web_port of [classroom])",
+        "tls": "HTTPS with the classroom's own CA (as tls = true in [classroom])",
+        "config": CONFIG_HELP,
+    },
+)
+def classroom_serve(c, port=None, tls=False, config=CONFIG):
     """Run the classroom's web app (seat pages with a terminal, the trainer's dashboard) as its own account."""
-    call("labgen.classroom.actions:serve", config, port)
+    call("labgen.classroom.actions:serve", config, port, https=tls)
 
 
 @task(name="progress", help={"config": CONFIG_HELP})

@@ -5,6 +5,7 @@ a minute or two). The classroom is `tseat`, on ports of its own: nothing a train
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -249,9 +250,11 @@ def test_a_trainee_in_the_browser_and_the_trainer_watching(room: Cli, served: Ca
 
     room("classroom.reset", "--seat", "2")  # a lab just after up: the tutorial's steps are left to type
     codes = json.loads((STATE / "join-codes.json").read_text())
-    chrome.get(f"{URL}/")
-    chrome.find_element(By.ID, "seat").send_keys("2")
-    chrome.find_element(By.ID, "code").send_keys(codes["tseat002"] + Keys.ENTER)
+    # the join link of seat 2's card (its QR code): seat and code after "#", moved into the form
+    chrome.get(f"{URL}/#" + urllib.parse.urlencode({"seat": "tseat002", "code": codes["tseat002"]}))
+    assert chrome.find_element(By.ID, "code").get_attribute("value") == codes["tseat002"]
+    assert chrome.execute_script("return location.hash") == ""  # not left in the address bar
+    chrome.find_element(By.ID, "code").send_keys(Keys.ENTER)
     wait("the terminal", lambda: chrome.find_element(By.ID, "term").get_attribute("data-state") == "connected")
     keys = chrome.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea")
     keys.send_keys("invoke ssh ovn-central-01" + Keys.ENTER)
@@ -314,19 +317,133 @@ def test_web_security(room: Cli, served: Callable[[], None]) -> None:
     codes = json.loads((STATE / "join-codes.json").read_text())
     status, cookie = join("tseat001", codes["tseat001"])
     assert status == 303 and "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
-    for path in ("/seat/tseat002", "/seat/tseat002/key", "/seat/tseat002/progress", "/trainer/watch/tseat002"):
+    for path in ("/seat/tseat002", "/seat/tseat002/key", "/seat/tseat002/progress", "/seat/tseat002/live",
+                 "/trainer/watch/tseat002", "/trainer/live"):  # fmt: skip
         assert get(path, cookie) == 403, path
     assert get("/seat/tseat001", cookie) == 200
     upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
     assert get("/seat/tseat001/term", cookie, {**upgrade, "Origin": "http://evil.example"}) == 403
     assert get("/seat/tseat001/term", cookie, {**upgrade, "Origin": URL}) == 101
+    assert get("/seat/tseat001/live", cookie, {**upgrade, "Origin": "http://evil.example"}) == 403
+    assert get("/seat/tseat001/live", cookie, {**upgrade, "Origin": URL}) == 101
     assert get("/seat/tseat001/check", cookie, method="POST") == 403  # no CSRF token
     refused = [join("tseat003", "wrong-code")[0] for _ in range(7)]
     assert refused[:5] == [303] * 5 and refused[5:] == [429, 429], refused
     assert join("tseat003", codes["tseat003"])[0] == 429  # locked for a while, even with the right code
     log = (BASE / "web" / "log").read_text()
     assert "join failed seat=tseat003" in log and codes["tseat001"] not in log and "wrong-code" not in log
+
+
+def test_https_with_the_classrooms_own_ca(room: Cli, served: Callable[[], None]) -> None:
+    """serve --tls: a certificate for 127.0.0.1 from the classroom's CA, whose fingerprint the cards name;
+    the session cookie is Secure."""
+    import ssl
+
+    port = WEB_PORT + 1
+    log = (room.config.parent / "serve-tls.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "classroom.serve", "--tls", "--port", str(port),
+                             "--config", str(room.config)], cwd=ROOT, stdout=log, stderr=log)  # fmt: skip
+    try:
+        ca = STATE / "tls" / "ca.crt"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                https = ssl.create_default_context(cafile=str(ca))  # verifies the chain and the address
+                page = urllib.request.urlopen(f"https://127.0.0.1:{port}/", timeout=5, context=https)
+                break
+            except (OSError, ssl.SSLError):
+                assert time.monotonic() < deadline, (room.config.parent / "serve-tls.log").read_text()
+                time.sleep(0.3)
+        assert page.status == 200
+        served_ca = urllib.request.urlopen(f"https://127.0.0.1:{port}/ca.crt", timeout=5, context=https).read()
+        assert served_ca == ca.read_bytes()
+        codes = json.loads((STATE / "join-codes.json").read_text())
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=https)
+        body = urllib.parse.urlencode({"seat": "tseat001", "code": codes["tseat001"]})
+        conn.request("POST", "/join", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        assert "Secure" in (conn.getresponse().getheader("Set-Cookie") or "")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(ca.read_text())).hexdigest().upper()
+    fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
+    out = room("classroom.cards").stdout
+    assert out.count(f"open https://127.0.0.1:{WEB_PORT}/") == 3 and out.count(fingerprint) == 3, out
+    cards = (STATE / "cards.html").read_text()
+    assert cards.count("<svg") == 3 and fingerprint in cards
+
+
+def test_the_trainer_types_in_a_seat_only_while_the_trainee_allows_it(room: Cli, served: Callable[[], None]) -> None:
+    """Asked from the dashboard's watch page, allowed on the seat's page: until then and after, what the
+    trainer's terminal sends is dropped; when the trainee stops it, that terminal is closed at once."""
+    import asyncio
+    import re
+
+    import aiohttp
+
+    seat = "tseat001"
+    codes = json.loads((STATE / "join-codes.json").read_text())
+    token = (STATE / "trainer-token").read_text().strip()
+
+    async def session(form_path: str, form: dict[str, str], page: str) -> tuple[aiohttp.ClientSession, str]:
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # 127.0.0.1 keeps its cookies
+        async with http.post(URL + form_path, data=form) as r:
+            assert r.status == 200, r.status
+        async with http.get(URL + page) as r:
+            csrf = re.search(r'name="csrf" content="([^"]+)"', await r.text())
+        assert csrf, page
+        return http, csrf[1]
+
+    def typed(marker: str) -> bool:
+        return marker in ssh(seat, "tmux capture-pane -p -S - -t lab").stdout
+
+    async def typing(http: aiohttp.ClientSession, marker: str) -> aiohttp.ClientWebSocketResponse:
+        ws = await http.ws_connect(f"{URL}/trainer/watch/{seat}/term?write=1", headers={"Origin": URL})
+        await ws.send_json({"data": f"echo {marker}\r"})
+        await asyncio.sleep(1.5)
+        return ws
+
+    async def scenario() -> None:
+        trainer, t_csrf = await session("/trainer/login", {"token": token}, "/trainer")
+        trainee, s_csrf = await session("/join", {"seat": seat, "code": codes[seat]}, f"/seat/{seat}")
+        try:
+            ws = await typing(trainer, "before-allowed")  # asked for nothing yet: read-only
+            await ws.close()
+            assert not typed("before-allowed")
+            live = await trainee.ws_connect(f"{URL}/seat/{seat}/live", headers={"Origin": URL})
+            await live.receive_json(timeout=30)
+            # the trainee allows nothing that was not asked; then the trainer asks, and the seat's page hears it
+            async with trainee.post(f"{URL}/seat/{seat}/takeover", json={"allow": True},
+                                    headers={"X-CSRF-Token": s_csrf}) as r:  # fmt: skip
+                assert (await r.json())["takeover"] is None
+            async with trainer.post(f"{URL}/trainer/takeover", json={"seat": seat, "ask": True}) as r:
+                assert r.status == 403  # no CSRF token
+            async with trainer.post(f"{URL}/trainer/takeover", json={"seat": seat, "ask": True},
+                                    headers={"X-CSRF-Token": t_csrf}) as r:  # fmt: skip
+                assert (await r.json())["takeover"] == "asked"
+            while (await live.receive_json(timeout=30))["seats"][0].get("takeover") != "asked":
+                pass
+            ws = await typing(trainer, "asked-not-allowed")
+            await ws.close()
+            assert not typed("asked-not-allowed")
+            async with trainee.post(f"{URL}/seat/{seat}/takeover", json={"allow": True},
+                                    headers={"X-CSRF-Token": s_csrf}) as r:  # fmt: skip
+                assert (await r.json())["takeover"] == "allowed"
+            ws = await typing(trainer, "typed-by-the-trainer")
+            assert typed("typed-by-the-trainer")
+            async with trainee.post(f"{URL}/seat/{seat}/takeover", json={"allow": False},
+                                    headers={"X-CSRF-Token": s_csrf}) as r:  # fmt: skip
+                assert (await r.json())["takeover"] is None
+            while not ws.closed:  # the trainee stopped it: the trainer's terminal is closed
+                await asyncio.wait_for(ws.receive(), 10)
+            await live.close()
+        finally:
+            await trainer.close()
+            await trainee.close()
+
+    asyncio.run(scenario())
+    assert "takeover trainee seat=tseat001 state=allowed" in (BASE / "web" / "log").read_text()
 
 
 def test_a_runaway_seat_is_capped_and_the_others_answer(room: Cli) -> None:

@@ -63,9 +63,10 @@ def cards(config: str) -> None:
         print_cards(Room(config))
 
 
-def serve(config: str, port: int | None = None) -> None:
+def serve(config: str, port: int | None = None, https: bool = False) -> None:
     argv = ["--config", str(Path(config).resolve()), *(["--port", str(port)] if port else [])]
+    argv += ["--tls"] if https else []
     if as_root("serve", "to hand the web app's account its keys, then run the web app as that account", argv):
         from .serve import serve as run
 
-        run(Room(config), int(port) if port else None)
+        run(Room(config), int(port) if port else None, https)

@@ -75,14 +75,27 @@ def procs(prefix: str, seat: str) -> set[int]:
     return pids
 
 
+def held(prefix: str, seat: str) -> int:
+    """Tasks the seat's pids limit still counts beyond its live threads: exited ones not yet reaped (their
+    parent, often PID 1, reaps them when it gets to it), which still count against the limit."""
+    for d in seat_dirs(prefix, seat):
+        threads = d / ("cgroup.threads" if is_v2() else "tasks")
+        if (d / "pids.current").exists() and threads.exists():
+            return int((d / "pids.current").read_text()) - len(threads.read_text().split())
+    return 0
+
+
 def kill(prefix: str, seat: str, timeout: float = 10) -> None:
-    """SIGKILL everything in the seat's cgroup until it is empty (a fork loop keeps adding)."""
+    """SIGKILL everything in the seat's cgroup until it is empty (a fork loop keeps adding), then wait until
+    the dead are reaped, so that the seat's next lab finds its pids limit free again."""
     deadline = time.monotonic() + timeout
     while (left := procs(prefix, seat)) and time.monotonic() < deadline:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
+    while held(prefix, seat) > 0 and time.monotonic() < deadline + timeout:
+        time.sleep(0.1)
 
 
 def remove(prefix: str, seat: str) -> None:

@@ -50,8 +50,11 @@ def read(config: str | Path) -> dict[str, Any]:
             done["dhcp"] = all(str(s.subnet) in dhcp for s in lab.switches)
             done["ports"] = bool(want) and all(p in ports for p in want)
             done["bindings"] = bool(want) and all(p in bound for p in want)
+            # a namespace not made yet (step 8 makes them) has no lease: only the ones there are read
+            made = {node: set(observe.fact(node, "netns")) for node in {p.node for p in lab.ports}}
             done["leases"] = bool(want) and all(
-                addr_of(observe.fact(p.node, "ns_addrs", p.netns), p.name) for p in lab.ports
+                p.netns in made[p.node] and addr_of(observe.fact(p.node, "ns_addrs", p.netns), p.name)
+                for p in lab.ports
             )
         except LabError as e:
             out["error"] = str(e)

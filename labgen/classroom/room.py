@@ -168,7 +168,8 @@ class Room:
         sshd.known_hosts(room)
 
         def ready(seat: Seat) -> Ran:
-            return self.bring_up(seat, [("up", "--backend", "netns"), *([("demo",)] if demo else [])])
+            # one invoke for both tasks: the seat pays one interpreter start, and a failed up stops it
+            return self.bring_up(seat, [("up", "--backend", "netns", *(["demo"] if demo else []))])
 
         results = self.each(seats, "ready" + (" (demo done)" if demo else ""), ready)
         failed = [r for r in results if not r.ok]
@@ -257,7 +258,7 @@ class Room:
         seat's terminal with its scrollback."""
 
         def back(s: Seat) -> Ran:
-            return self.bring_up(s, [("teardown",), ("up", "--backend", "netns")])
+            return self.bring_up(s, [("teardown", "up", "--backend", "netns")])
 
         return all(r.ok for r in self.each(self.seats(seat, all_), "reset", back))
 

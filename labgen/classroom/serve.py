@@ -14,7 +14,7 @@ from ..errors import ClassroomNotUp
 from ..load import load_lab
 from ..ui import console
 from ..workshop.exercises import EXERCISES
-from . import runtime, sshd
+from . import runtime, sshd, tls
 from .room import Room
 
 
@@ -22,7 +22,7 @@ def web_home(room: Room) -> Path:
     return room.room.base / "web"
 
 
-def prepare(room: Room, port: int | None) -> tuple[pwd.struct_passwd, Path]:
+def prepare(room: Room, port: int | None, https: bool = False) -> tuple[pwd.struct_passwd, Path]:
     c = room.room
     seats = [s.name for s in room.engine.existing()]
     if not seats or sshd.pid(c) is None:
@@ -35,6 +35,10 @@ def prepare(room: Room, port: int | None) -> tuple[pwd.struct_passwd, Path]:
         shutil.copyfile(sshd.private_key(c, seat), home / "keys" / seat)
     for name in ("join-codes.json", "trainer-token", "session-secret", "known_hosts"):
         shutil.copyfile(c.state / name, home / name)
+    if https:
+        made = tls.ensure(c)
+        for name in ("ca.crt", "server.crt", "server.key"):
+            shutil.copyfile(made / name, home / name)
     conf = {
         "prefix": c.prefix,
         "listen": c.listen,
@@ -43,6 +47,7 @@ def prepare(room: Room, port: int | None) -> tuple[pwd.struct_passwd, Path]:
         "seats": seats,
         "nodes": list(load_lab(c.source).node_names),
         "exercises": sorted(EXERCISES),
+        "tls": https,
     }
     (home / "config.json").write_text(json.dumps(conf))
     for path in [home, *home.rglob("*")]:
@@ -51,13 +56,17 @@ def prepare(room: Room, port: int | None) -> tuple[pwd.struct_passwd, Path]:
     return pw, home
 
 
-def serve(room: Room, port: int | None) -> None:
-    pw, home = prepare(room, port)
+def serve(room: Room, port: int | None, https: bool = False) -> None:
     c = room.room
+    https = https or c.tls
+    pw, home = prepare(room, port, https)
+    scheme = "https" if https else "http"
     console.print(
-        f"classroom {c.prefix}: http://{c.listen}:{port or c.web_port}/ as the account {c.web_user}; "
-        f"the trainer token is in {c.state / 'trainer-token'}; Ctrl-C stops it"
+        f"classroom {c.prefix}: {scheme}://{tls.addresses(c)[0]}:{port or c.web_port}/ as the account "
+        f"{c.web_user}; the trainer token is in {c.state / 'trainer-token'}; Ctrl-C stops it"
     )
+    if https:
+        console.print(f"its CA's SHA-256 fingerprint (on the cards): {tls.fingerprint(tls.tls_dir(c) / 'ca.crt')}")
     sys.stdout.flush()
     code = runtime.code_dir(c.base)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}

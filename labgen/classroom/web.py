@@ -6,10 +6,12 @@ Jinja2 templates, autoescaped, under a Content-Security-Policy that allows only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hmac
 import json
 import shlex
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +19,11 @@ import jinja2
 from aiohttp import web
 
 from . import webterm
+from .handover import Handover
 from .rows import PARALLEL, Rows
 from .webauth import COOKIE, Limiter, Session, Signer
 
 HERE = Path(__file__).parent
-XTERM = HERE / "static" / "node_modules" / "@xterm"
-ASSETS = {  # what the pages load: the app's own files and xterm.js from node_modules (installed by setup)
-    "app.js": HERE / "static" / "app.js",
-    "app.css": HERE / "static" / "app.css",
-    "xterm.js": XTERM / "xterm" / "lib" / "xterm.js",
-    "xterm.css": XTERM / "xterm" / "css" / "xterm.css",
-    "addon-fit.js": XTERM / "addon-fit" / "lib" / "addon-fit.js",
-}
 # scripts only from this app; xterm.js writes its theme into <style> elements, so styles may be inline
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; "
@@ -45,6 +40,8 @@ class App:
         self.signer = Signer((home / "session-secret").read_text().strip())
         self.limiter = Limiter()
         self.rows = Rows(lambda seat: self.ssh(seat, "lab-watch"))
+        self.sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()  # for a quick shutdown
+        self.handover = Handover()
         self.jinja = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
         )
@@ -97,16 +94,30 @@ class App:
             raise web.HTTPForbidden(text="trainer only")
         return s
 
-    def checked(self, request: web.Request, s: Session) -> None:
-        if not self.signer.csrf_ok(s, request.headers.get("X-CSRF-Token")):
+    def checked(self, request: web.Request, s: Session | None) -> None:
+        if s is None or not self.signer.csrf_ok(s, request.headers.get("X-CSRF-Token")):
             raise web.HTTPForbidden(text="missing or wrong CSRF token")
 
     def origin_ok(self, request: web.Request) -> bool:
         return request.headers.get("Origin") == f"{request.scheme}://{request.host}"
 
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        self.sockets.add(ws)
+        return ws
+
+    async def closing(self, _app: web.Application) -> None:
+        """On shutdown: close every page's websocket, which ends its handler at once (a terminal's ssh with
+        it) rather than holding the restart until the pages go away."""
+        for ws in list(self.sockets):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.close(code=1012, message=b"server restarting")
+
     def login(self, who: str) -> web.Response:
         r = web.HTTPSeeOther("/trainer" if who == "trainer" else f"/seat/{who}")
-        r.set_cookie(COOKIE, self.signer.cookie(who), httponly=True, samesite="Strict", path="/")
+        secure = bool(self.conf.get("tls"))  # over HTTPS, never sent back over plain HTTP
+        r.set_cookie(COOKIE, self.signer.cookie(who), httponly=True, samesite="Strict", path="/", secure=secure)
         raise r
 
     # --- pages
@@ -146,7 +157,7 @@ class App:
 
     async def check(self, request: web.Request) -> web.Response:
         seat = self.seat_of(request)
-        self.checked(request, self.session(request))  # type: ignore[arg-type]
+        self.checked(request, self.session(request))
         rc, out, err = await self.run(seat, "invoke check")
         return web.json_response({"ok": rc == 0, "text": out + err})
 
@@ -161,11 +172,39 @@ class App:
             seat = self.seat_of(request)
         if not self.origin_ok(request):
             raise web.HTTPForbidden(text="websocket from a foreign Origin")
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        command = ["tmux attach -f read-only,ignore-size -t lab"] if read_only else []
-        await webterm.relay(ws, self.ssh(seat, *command, tty=True), read_only)
+        # the trainer types only while the trainee allows it (see takeover), as a client that leaves the size be
+        writer = read_only and request.query.get("write") == "1" and self.handover.allowed(seat)
+        ws = await self.websocket(request)
+        if writer:
+            command, read_only = ["tmux attach -f ignore-size -t lab"], False
+            self.handover.writers[seat].add(ws)
+        else:
+            command = ["tmux attach -f read-only,ignore-size -t lab"] if read_only else []
+        try:
+            await webterm.relay(ws, self.ssh(seat, *command, tty=True), read_only)
+        finally:
+            self.handover.writers[seat].discard(ws)
         return ws
+
+    async def takeover(self, request: web.Request) -> web.Response:
+        """The trainer asks to type in a seat's terminal (or stops); the trainee allows it (or ends it). Both
+        sides see the state in the seat's row; ending it closes the trainer's writable terminals at once."""
+        trainer = request.path.startswith("/trainer/")
+        if not trainer:
+            self.seat_of(request)  # its own session only
+        self.checked(request, self.trainer(request) if trainer else self.session(request))
+        doc = await request.json()
+        seat, who = (str(doc.get("seat")), "trainer") if trainer else (request.match_info["seat"], "trainee")
+        if seat not in self.conf["seats"]:
+            raise web.HTTPBadRequest(text="no such seat")
+        if trainer:
+            state = self.handover.trainer(seat, bool(doc.get("ask")))
+        else:
+            state = self.handover.trainee(seat, bool(doc.get("allow")))
+        await self.handover.set(seat, state)
+        self.log(f"takeover {who} seat={seat} state={state or 'none'}")
+        await self.rows.publish(seat, {"takeover": state})
+        return web.json_response({"seat": seat, "takeover": state})
 
     # --- the trainer
     async def trainer_page(self, request: web.Request) -> web.Response:
@@ -231,8 +270,7 @@ class App:
             seat = self.seat_of(request)
         if not self.origin_ok(request):
             raise web.HTTPForbidden(text="websocket from a foreign Origin")
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
+        ws = await self.websocket(request)
         self.rows.pages[seat].add(ws)
         await ws.send_json({"seats": [r for s, r in self.rows.rows.items() if seat in (None, s)]})
         try:
@@ -242,8 +280,8 @@ class App:
             self.rows.pages[seat].discard(ws)
         return ws
 
-    async def asset(self, request: web.Request) -> web.FileResponse:
-        name = request.match_info["name"]
-        if name not in ASSETS:
+    async def ca(self, request: web.Request) -> web.Response:
+        """The classroom's CA (public), to compare with the fingerprint on the cards."""
+        if not self.conf.get("tls"):
             raise web.HTTPNotFound()
-        return web.FileResponse(ASSETS[name])
+        return web.Response(body=(self.home / "ca.crt").read_bytes(), content_type="application/x-x509-ca-cert")

@@ -22,7 +22,7 @@ async function post(url, body) {
 function terminal() {
   const box = document.getElementById("term");
   if (!box) return;
-  const readOnly = box.dataset.readOnly === "yes";
+  let readOnly = box.dataset.readOnly === "yes";
   const term = new Terminal({cursorBlink: !readOnly, disableStdin: readOnly, scrollback: 5000, fontSize: 14});
   const fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
@@ -38,7 +38,15 @@ function terminal() {
     ws.onclose = () => { box.dataset.state = "reconnecting"; setTimeout(connect, 1000); };
   }
   connect();
-  if (!readOnly) term.onData((data) => send({data}));
+  term.onData((data) => { if (!readOnly) send({data}); });
+  // the trainer, once the trainee allowed it: the same terminal, reconnected as a client that types
+  window.classroomWritable = (yes) => {
+    if (yes === !readOnly) return;
+    readOnly = !yes;
+    term.options.disableStdin = readOnly;
+    box.dataset.ws = box.dataset.ws.split("?")[0] + (yes ? "?write=1" : "");
+    if (ws) ws.close();
+  };
   window.addEventListener("resize", () => { fit.fit(); send({resize: [term.cols, term.rows]}); });
   document.querySelectorAll("button.shell").forEach((b) => b.addEventListener("click", () => {
     send({data: "invoke ssh " + b.dataset.node + "\r"});
@@ -62,9 +70,25 @@ function steps() {
       return li;
     }));
   }
+  const banner = document.getElementById("handover");
+  function handover(state) {  // the trainer asked to type here, or types here
+    banner.hidden = !state;
+    document.getElementById("handover-text").textContent = state === "allowed"
+      ? "The trainer can type in your terminal now." : "The trainer asks to type in your terminal.";
+    document.getElementById("allow").hidden = state === "allowed";
+    document.getElementById("refuse").textContent = state === "allowed" ? "Stop it" : "No";
+    if (state === "asked") document.getElementById("allow").focus();
+  }
+  for (const [id, allow] of [["allow", true], ["refuse", false]]) {
+    const b = document.getElementById(id);
+    b.addEventListener("click", () => post(b.dataset.url, {allow}).catch(() => {}));
+  }
   function connect() {  // the server pushes the seat's row when its lab changes
     const ws = new WebSocket(wsUrl(ol.dataset.ws));
-    ws.onmessage = (e) => JSON.parse(e.data).seats.forEach((row) => { if (row.steps) show(row); });
+    ws.onmessage = (e) => JSON.parse(e.data).seats.forEach((row) => {
+      if (row.steps) show(row);
+      handover(row.takeover);
+    });
     ws.onclose = () => setTimeout(connect, 1000);
   }
   connect();
@@ -87,11 +111,11 @@ function dashboard() {
     const tr = document.getElementById("row-" + row.seat);
     if (!tr) return;
     const set = (cls, text) => { tr.querySelector("." + cls).textContent = text; };
-    if (row.error) { set("lab", "✗ " + row.error); return; }
     const steps = row.steps || [];
     let reached = 0;
     while (reached < steps.length && steps[reached].done) reached++;
-    set("lab", steps.length && steps[0].done ? "✓ up (nodes running)" : "✗ not up");
+    // an error (a read that failed, a watcher that ended) says so; the rest is the last row read
+    set("lab", row.error ? "✗ " + row.error : steps.length && steps[0].done ? "✓ up (nodes running)" : "✗ not up");
     set("chassis", String(row.chassis || 0));
     const down = Object.entries(row.down || {}).map(([node, names]) => node + ": " + names.join(", "));
     set("daemons", down.length ? "✗ down: " + down.join("; ") : "✓ all running");
@@ -128,6 +152,40 @@ function dashboard() {
   }));
 }
 
+function join() {
+  // a card's QR code links here with the seat and code after "#" (never sent to the server): into the form
+  const args = new URLSearchParams(location.hash.slice(1));
+  if (!args.get("seat")) return;
+  document.getElementById("seat").value = args.get("seat");
+  document.getElementById("code").value = args.get("code") || "";
+  history.replaceState(null, "", location.pathname);
+}
+
+function watching() {
+  const ask = document.getElementById("ask");
+  if (!ask) return;
+  const state = document.getElementById("handover-state");
+  const words = {asked: "asked: waiting for the trainee", allowed: "you can type (the trainee can stop it)"};
+  ask.addEventListener("click", () => {
+    const on = ask.dataset.on !== "yes";
+    post("/trainer/takeover", {seat: ask.dataset.seat, ask: on}).catch((e) => { state.textContent = "✗ " + e.message; });
+  });
+  function connect() {
+    const ws = new WebSocket(wsUrl("/trainer/live"));
+    ws.onmessage = (e) => JSON.parse(e.data).seats.forEach((row) => {
+      if (row.seat !== ask.dataset.seat) return;
+      state.textContent = words[row.takeover] || "read-only";
+      ask.dataset.on = row.takeover ? "yes" : "no";
+      ask.textContent = row.takeover ? "Stop typing in this terminal" : "Ask to type in this terminal";
+      window.classroomWritable(row.takeover === "allowed");
+    });
+    ws.onclose = () => setTimeout(connect, 1000);
+  }
+  connect();
+}
+
 terminal();
+watching();
+if (document.body.dataset.page === "join") join();
 if (document.body.dataset.page === "seat") steps();
 if (document.body.dataset.page === "dashboard") dashboard();
