@@ -203,12 +203,13 @@ def ssh_config(c, config=CONFIG):
     help={
         "seats": "how many seats (a higher number adds seats)",
         "demo": "also run the demo in each seat's lab",
+        "engine": "where seats live: accounts or lxd (default: engine of [classroom])",
         "config": CONFIG_HELP,
     },
 )
-def classroom_up(c, seats=None, config=CONFIG, demo=False):
+def classroom_up(c, seats=None, config=CONFIG, demo=False, engine=None):
     """Make N seats: an account, a lab (and its demo) and a terminal each, and the classroom's own sshd."""
-    call("labgen.classroom.actions:up", config, seats, demo=demo)
+    call("labgen.classroom.actions:up", config, seats, demo=demo, engine=engine)
 
 
 @task(name="down", help={"config": CONFIG_HELP})

@@ -168,6 +168,8 @@ KEYS: tuple[Key, ...] = (
     Key("classroom", "pids", int, "tasks per seat (a lab runs about 170 threads)", default=1024,
         range=(256, 1 << 22), bad="{value} is out of range for a seat", fix="use at least 256"),
     Key("classroom", "hidepid", bool, "mount /proc with hidepid=2 while the classroom is up", default=True),
+    Key("classroom", "engine", str, "where seats live: `accounts` (an account each on this server) or `lxd` (an "
+        "LXD container each, on a cluster)", default="accounts", choices=("accounts", "lxd")),
     Key("classroom", "tls", bool, "serve the web app over HTTPS, with a CA of the classroom's own that the cards "
         "name", default=False),
 )

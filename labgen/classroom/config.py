@@ -24,6 +24,7 @@ class Classroom:
     memory: int
     pids: int
     hidepid: bool
+    engine: str
     tls: bool
     source: str  # the lab.toml each seat gets a copy of
 

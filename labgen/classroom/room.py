@@ -24,9 +24,10 @@ from rich.markup import escape
 from ..errors import InputError, SeatsFailed
 from ..load import load_lab
 from ..ui import console
-from . import limits, sshd
+from . import sshd
 from .config import MAX_SEATS, Classroom, load_classroom
-from .seats import ENGINES, MARK, Ran, Seat, SeatEngine, kill_uid
+from .engines import ENGINES
+from .seats import MARK, Ran, Seat, SeatEngine, kill_uid
 
 
 def parallelism() -> int:
@@ -34,10 +35,16 @@ def parallelism() -> int:
 
 
 class Room:
-    def __init__(self, config: str | Path, engine: str = "accounts"):
+    def __init__(self, config: str | Path, engine: str | None = None):
         load_lab(config)  # the seats' lab.toml must be valid before any seat gets a copy
         self.room: Classroom = load_classroom(config)
-        self.engine: SeatEngine = ENGINES[engine](self.room)
+        # the engine the classroom was brought up with, else the one asked for, else lab.toml's
+        made = self.room.state / "engine"
+        name = made.read_text().strip() if made.exists() else engine or self.room.engine
+        if made.exists() and engine and engine != name:
+            raise InputError(f"classroom {self.room.prefix} runs on the {name} engine", "`classroom.down` it first")
+        self.engine: SeatEngine = ENGINES[name](self.room)
+        self.engine_name = name
 
     # the state directory: root's, 0700
     def state_dir(self) -> Path:
@@ -131,21 +138,13 @@ class Room:
 
     def bring_up(self, seat: Seat, steps: list[tuple[str, ...]]) -> Ran:
         """The lab's steps as the seat, then its terminal: ready when all passed and the terminal answers
-        through the classroom's sshd."""
+        where the trainee reaches it."""
         for step in steps:
             r = self.engine.invoke(seat, *step)
             if not r.ok:
                 return Ran(seat.name, r.rc, r.out, f"invoke {step[0]}: {r.why()}")
         self.engine.run(seat, ["tmux", "new-session", "-d", "-s", "lab", "-x", "120", "-y", "36"], timeout=30)
-        known = self.room.state / "known_hosts"
-        term = subprocess.run(
-            [*sshd.ssh_argv(self.room, seat.name, known), "tmux has-session -t lab"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        return Ran(seat.name, term.returncode, term.stdout, f"its terminal does not answer: {term.stderr.strip()}")
+        return self.engine.terminal(seat)
 
     def up(self, n: int, demo: bool = False) -> None:
         if not 1 <= n <= MAX_SEATS:
@@ -153,19 +152,16 @@ class Room:
         room = self.room
         self.secret("trainer-token")
         self.secret("session-secret")
+        (self.state_dir() / "engine").write_text(self.engine_name)
         self.engine.prepare()
         gid = self.web_account()
-        if room.hidepid:
-            limits.hide_pids(room.state, gid)
         wanted = {s.name: s for s in [*self.engine.existing(), *(Seat.of(room, i) for i in range(1, n + 1))]}
         seats = sorted(wanted.values(), key=lambda s: s.number)
-        console.print(f"classroom {room.prefix}: {len(seats)} seats, {parallelism()} at a time")
+        console.print(f"classroom {room.prefix}: {len(seats)} seats ({self.engine_name}), {parallelism()} at a time")
         for s in seats:
             self.engine.create(s)
-            sshd.make_key(room, s.name)
         self._add_codes(seats)
-        sshd.start(room, [s.name for s in seats], self.engine.python())
-        sshd.known_hosts(room)
+        self.engine.open(seats, gid)
 
         def ready(seat: Seat) -> Ran:
             # one invoke for both tasks: the seat pays one interpreter start, and a failed up stops it
@@ -194,16 +190,13 @@ class Room:
 
         if seats:
             self.each(seats, "removed", gone)
-        if room.base.exists():
-            sshd.stop(room)
-            limits.restore_pids(room.state)
+        self.engine.close()
         with contextlib.suppress(KeyError):
             kill_uid(pwd.getpwnam(room.web_user).pw_uid)  # the web app: its sessions end with the classroom
             subprocess.run(["userdel", room.web_user], check=True, capture_output=True)
         with_group = [g.gr_name for g in grp.getgrall() if g.gr_name == room.web_user]
         for g in with_group:
             subprocess.run(["groupdel", g], check=False, capture_output=True)
-        limits.remove_parents(room.prefix)
         shutil.rmtree(room.base, ignore_errors=True)
         with contextlib.suppress(OSError):
             room.base.parent.rmdir()  # the last classroom of the host

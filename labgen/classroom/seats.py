@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BackendFailed
-from . import limits, runtime
+from . import limits, runtime, sshd
 from .config import Classroom
 
 MARK = "ovn-classroom"
@@ -85,6 +85,16 @@ class SeatEngine(ABC):
     def remove(self, seat: Seat) -> None:
         """Remove the seat and everything of it: processes, lab, home, account, limits."""
 
+    def open(self, seats: list[Seat], web_gid: int) -> None:
+        """After the seats are made: what reaches them (the accounts engine's sshd, its hidepid)."""
+
+    def close(self) -> None:
+        """After the last seat is removed: what open() and prepare() made."""
+
+    def terminal(self, seat: Seat) -> Ran:
+        """The seat's tmux session answers where the trainee's terminal reaches it."""
+        return self.run(seat, ["tmux", "has-session", "-t", "lab"], timeout=30)
+
     def invoke(self, seat: Seat, *args: str, timeout: float = 600) -> Ran:
         """`invoke ARGS` as the seat, with the seat's own lab.toml."""
         return self.run(seat, [self.python(), "-m", "invoke", *args], timeout=timeout)
@@ -95,7 +105,29 @@ class SeatEngine(ABC):
 
 
 class AccountsEngine(SeatEngine):
-    """One Linux account per seat on this host: `<prefix>NNN`, home 0700, no password, no sudo."""
+    """One Linux account per seat on this host: `<prefix>NNN`, home 0700, no password, no sudo. Reached
+    through the classroom's own sshd; kept apart by /proc's hidepid and a cgroup each."""
+
+    def open(self, seats: list[Seat], web_gid: int) -> None:
+        if self.room.hidepid:
+            limits.hide_pids(self.room.state, web_gid)
+        for s in seats:
+            sshd.make_key(self.room, s.name)
+        sshd.start(self.room, [s.name for s in seats], self.python())
+        sshd.known_hosts(self.room)
+
+    def close(self) -> None:
+        if self.room.base.exists():
+            sshd.stop(self.room)
+            limits.restore_pids(self.room.state)
+        limits.remove_parents(self.room.prefix)
+
+    def terminal(self, seat: Seat) -> Ran:
+        """Through the classroom's sshd, as the trainee's ssh and the web app reach it."""
+        known = self.room.state / "known_hosts"
+        argv = [*sshd.ssh_argv(self.room, seat.name, known), "tmux has-session -t lab"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        return Ran(seat.name, r.returncode, r.stdout, f"its terminal does not answer: {r.stderr.strip()}")
 
     def bin_dir(self) -> Path:
         """The seats' commands: `invoke` with the seats' Python, the login of the classroom's sshd."""
@@ -231,6 +263,3 @@ def _root(argv: list[str], ok: tuple[int, ...] = (0,)) -> None:
     r = subprocess.run(argv, capture_output=True, text=True, check=False)
     if r.returncode not in ok:
         raise BackendFailed(f"{argv[0]} {argv[-1]} exited {r.returncode}: {r.stderr.strip()}", "run as root")
-
-
-ENGINES: dict[str, type[SeatEngine]] = {"accounts": AccountsEngine}
