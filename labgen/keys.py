@@ -168,6 +168,8 @@ KEYS: tuple[Key, ...] = (
     Key("classroom", "pids", int, "tasks per seat (a lab runs about 170 threads)", default=1024,
         range=(256, 1 << 22), bad="{value} is out of range for a seat", fix="use at least 256"),
     Key("classroom", "hidepid", bool, "mount /proc with hidepid=2 while the classroom is up", default=True),
+    Key("classroom", "lxd_subnet", str, "the LXD seats' bridge (`scripts/setup --lxd`): a subnet nothing on the "
+        "hosts uses; the bridge routes nothing out", default="10.251.77.0/24", value="network"),
 )
 # fmt: on
 
