@@ -89,10 +89,22 @@ def bridge_problem(net: dict[str, Any] | None, subnet: ipaddress.IPv4Network | N
     return None
 
 
-def cluster_problem(cluster: dict[str, Any] | None) -> str | None:
+def cluster_problem(
+    cluster: dict[str, Any] | None, address: str = "", subnet: ipaddress.IPv4Network | None = None
+) -> str | None:
+    """Clustering off, or its address on the seats' bridge: deleting the bridge would take LXD's database."""
     if not cluster or not cluster.get("enabled"):
         return "clustering is off"
+    host = address.rpartition(":")[0].strip("[]")
+    if subnet is not None and host and ipaddress.ip_address(host) in subnet:
+        return f"the cluster's address {address} is on the seats' bridge {BRIDGE}"
     return None
+
+
+def address() -> str:
+    """This member's cluster address (host:port), "" when it has none."""
+    cfg = (query("/1.0") or {}).get("config", {})
+    return str(cfg.get("cluster.https_address") or cfg.get("core.https_address") or "")
 
 
 def probes(subnet: ipaddress.IPv4Network | None = None) -> list[Probe]:
@@ -115,13 +127,8 @@ def probes(subnet: ipaddress.IPv4Network | None = None) -> list[Probe]:
         return None if query("/1.0") else "lxd does not answer"
 
     def version() -> str:
-        try:
-            info = query("/1.0") or {}
-        except BackendFailed:
-            return ""
-        env, cfg = info.get("environment", {}), info.get("config", {})
-        address = cfg.get("cluster.https_address") or cfg.get("core.https_address") or "none"
-        return f"LXD {env.get('server_version', '?')}, {env.get('driver', '?')}, address {address}"
+        env = (query("/1.0") or {}).get("environment", {})
+        return f"LXD {env.get('server_version', '?')}, {env.get('driver', '?')}"
 
     def pool() -> str | None:
         p = query(f"/1.0/storage-pools/{POOL}")
@@ -131,22 +138,27 @@ def probes(subnet: ipaddress.IPv4Network | None = None) -> list[Probe]:
         return None if query(f"/1.0/images/aliases/{IMAGE}") else f"no image {IMAGE}"
 
     return [
-        Probe("lxd installed", installed, "sudo scripts/setup --lxd (Debian 12's `lxd` package)"),
+        Probe("installed", installed, "sudo scripts/setup --lxd (Debian 12's `lxd` package)"),
         Probe(
-            "lxd daemon",
+            "daemon",
             asked(daemon),
             f"{SETUP} (starts lxcfs and lxd where there is no systemd); as a user: be root, since the "
             "lxd group is as good as root",
             detail=version,
         ),
-        Probe("lxd storage pool", asked(pool), SETUP, detail=lambda: f"{POOL} (dir)"),
+        Probe("storage pool", asked(pool), SETUP, detail=lambda: f"{POOL} (dir)"),
         Probe(
-            "lxd bridge",
+            "bridge",
             asked(lambda: bridge_problem(query(f"/1.0/networks/{BRIDGE}"), subnet)),
             f"{SETUP} (or: lxc network set {BRIDGE} ipv4.nat=false ipv4.routing=false)",
             detail=lambda: f"{BRIDGE}, no NAT, no routing",
         ),
-        Probe("lxd clustering", asked(lambda: cluster_problem(query("/1.0/cluster"))), SETUP),
+        Probe(
+            "clustering",
+            asked(lambda: cluster_problem(query("/1.0/cluster"), address(), subnet)),
+            f"{SETUP} (on a bridge: a new member's preseed with the address of a host NIC)",
+            detail=lambda: f"member {(query('/1.0') or {}).get('environment', {}).get('server_name')} on {address()}",
+        ),
         Probe("seat image", asked(image), "sudo invoke classroom.image", detail=lambda: IMAGE),
     ]
 
