@@ -286,6 +286,12 @@ def classroom_progress(c, config=CONFIG):
     call("labgen.classroom.progress:show", config)
 
 
+@task(name="image", help={"force": "rebuild even if the image file exists"})
+def classroom_image(c, force=False):
+    """Build the LXD seat image once (debootstrap, as root; cached) and import it into LXD (needs setup --lxd)."""
+    call("labgen.classroom.seatimage:image", force=force)
+
+
 classroom = [classroom_up, classroom_down, classroom_status, classroom_reset, classroom_exercise, classroom_cards]
-classroom += [classroom_serve, classroom_progress]
+classroom += [classroom_serve, classroom_progress, classroom_image]
 ns.add_collection(Collection("classroom", *classroom))

@@ -3,12 +3,16 @@ labs that exist on this host. Fails only on what the lab's own backend needs."""
 
 from __future__ import annotations
 
+import ipaddress
+import shutil
 from pathlib import Path
 
 from rich.markup import escape
 
 from . import pki
 from .backends import every_backend
+from .classroom import lxdhost
+from .classroom.config import load_classroom
 from .load import load_lab
 from .ui import console
 
@@ -33,6 +37,12 @@ def doctor(config: str | Path) -> bool:
     for probe in pki.probes(lab):  # what lab.toml's own choices need, whatever the backend
         err = probe.check()
         lines.append(("fail" if err else "ok", f"lab: {probe.name}", err or "", probe.fix if err else ""))
+    if shutil.which("lxd"):  # the classroom's lxd engine: informs, since no lab's backend needs it
+        subnet = ipaddress.IPv4Network(load_classroom(config).lxd_subnet)
+        for probe in lxdhost.probes(subnet):
+            err = probe.check()
+            detail = err or (probe.detail() if probe.detail else "")
+            lines.append(("warn" if err else "ok", f"lxd: {probe.name}", detail, probe.fix if err else ""))
     for name, where in sorted(others.items()):
         fix = f"invoke teardown --config <that lab's lab.toml>  (lab {name})"
         lines.append(("ok" if name == lab.name else "warn", "lab on this host", f"{name} ({'; '.join(where)})", fix))

@@ -172,6 +172,8 @@ KEYS: tuple[Key, ...] = (
         "LXD container each, on a cluster)", default="accounts", choices=("accounts", "lxd")),
     Key("classroom", "tls", bool, "serve the web app over HTTPS, with a CA of the classroom's own that the cards "
         "name", default=False),
+    Key("classroom", "lxd_subnet", str, "the LXD seats' bridge (`scripts/setup --lxd`): a subnet nothing on the "
+        "hosts uses; the bridge routes nothing out", default="10.251.77.0/24", value="network"),
 )
 # fmt: on
 

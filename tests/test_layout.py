@@ -134,7 +134,8 @@ TABLE_READ = re.compile(r"^(list|find|get)$|^(list|get)-|-list$|-get(-|$)")
 READ_FLAGS = ("--format=json", "--format", "--bare", "--columns", "--data", "--no-heading")
 # the facts; the tutorial's own commands that provision/steps/ runs and echoes; the ovn-trace text parser
 READ_LAYER = ("provision/facts.py", "provision/steps/", "labgen/workshop/detrace.py")
-OWN_JSON = ("labgen/backends/", "labgen/classroom/watch.py")  # their host's JSON; `invoke classroom.progress`
+# their host's JSON; `invoke classroom.progress`; LXD's API and the host's routes
+OWN_JSON = ("labgen/backends/", "labgen/classroom/watch.py", "labgen/classroom/lxdhost.py")
 
 
 def _words(node: ast.AST, clients: dict[str, str]) -> list[str]:

@@ -26,6 +26,7 @@ class Classroom:
     hidepid: bool
     engine: str
     tls: bool
+    lxd_subnet: str  # the LXD bridge's subnet (scripts/setup --lxd)
     source: str  # the lab.toml each seat gets a copy of
 
     @property
@@ -60,4 +61,4 @@ def load_classroom(path: str | Path) -> Classroom:
         ck.bad("classroom.listen", f"{values['listen']!r} is not an IP address", 'e.g. listen = "127.0.0.1"')
     if ck.issues:
         raise LabInvalid(source, ck.issues)
-    return Classroom(source=source, **values)
+    return Classroom(source=source, **values | {"lxd_subnet": str(values["lxd_subnet"])})

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import BackendFailed
+from ...rootfs import CACHE, chroot_runner, debootstrap, forget_identity, host_mirror, slim
+from ...rootfs import run as _run
 from ...ui import console, step
 from .boxdata import BOX_VAGRANTFILE, FILES, PACKAGES, PRUNE_MODULES, SIZE_GIB
 from .libvirt import drop_box_volumes
@@ -30,21 +32,6 @@ def box_file(name: str) -> Path:
     return cache_dir() / f"{name.replace('/', '-')}.box"
 
 
-def host_mirror() -> str:
-    """The host's own Debian mirror (reachable here), else deb.debian.org."""
-    for src in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
-        try:
-            for line in Path(src).read_text().splitlines():
-                parts = line.split()
-                if parts[:1] == ["URIs:"] and len(parts) > 1:
-                    return parts[1]
-                if parts[:1] == ["deb"] and "debian" in line and "security" not in line:
-                    return next(p for p in parts[1:] if p.startswith("http"))
-        except (OSError, StopIteration):
-            continue
-    return "http://deb.debian.org/debian"
-
-
 def vagrant_pubkey() -> Path:
     found = glob.glob("/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub") + glob.glob(
         "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub"
@@ -52,16 +39,6 @@ def vagrant_pubkey() -> Path:
     if not found:
         raise BackendFailed("vagrant's insecure public key not found: is vagrant installed?", "invoke setup")
     return Path(sorted(found)[-1])
-
-
-def _run(argv: list[str], log: Path, **kw: object) -> None:
-    with log.open("a") as f:
-        f.write(f"$ {' '.join(argv)}\n")
-        f.flush()
-        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
-    if r.returncode:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise BackendFailed(f"{' '.join(argv[:3])} ... failed (exit {r.returncode})", f"see {log}", tail)
 
 
 def build_box(name: str, *, force: bool = False, mirror: str | None = None) -> Path:
@@ -93,12 +70,12 @@ def make_box_file(out: Path, cache: Path, mirror: str) -> None:
     log.write_text("")
     root = work / "rootfs"
 
-    def chroot(*argv: str) -> None:
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["chroot", str(root), *argv], log, env=env)
-
+    chroot = chroot_runner(root, log)
     stages: list[tuple[str, Callable[[], None]]] = [
-        (f"debootstrap bookworm ({len(PACKAGES)} packages, {mirror})", lambda: _debootstrap(root, cache, mirror, log)),
+        (
+            f"debootstrap bookworm ({len(PACKAGES)} packages, {mirror})",
+            lambda: debootstrap(root, cache, mirror, log, PACKAGES),
+        ),
         ("configure rootfs (vagrant user, fast boot, small initrd)", lambda: _configure(root, chroot)),
         ("make qcow2 image and .box", lambda: _make_box(root, work, out, log)),
     ]
@@ -107,7 +84,7 @@ def make_box_file(out: Path, cache: Path, mirror: str) -> None:
             fn()
 
 
-ROOT_CACHE = Path("/var/cache/ovn-lab")  # the root half's own cache when a user builds through sudo
+ROOT_CACHE = CACHE  # the root half's own cache when a user builds through sudo
 
 
 def _through_sudo(out: Path, mirror: str) -> None:
@@ -121,25 +98,6 @@ def _through_sudo(out: Path, mirror: str) -> None:
     r = subprocess.run(["sudo", "--", "env", f"PYTHONPATH={repo}", sys.executable, *me])
     if r.returncode or not out.exists():
         raise BackendFailed(f"building the box as root failed (exit {r.returncode})", "see the lines above")
-
-
-def _debootstrap(root: Path, cache: Path, mirror: str, log: Path) -> None:
-    if root.exists():
-        shutil.rmtree(root)
-    debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    _run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--cache-dir={debs}",
-            f"--include={','.join(PACKAGES)}",
-            "bookworm",
-            str(root),
-            mirror,
-        ],
-        log,
-    )
 
 
 def _configure(root: Path, chroot: Callable[..., None]) -> None:
@@ -162,17 +120,7 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
         shutil.copy(vagrant_pubkey(), ssh / "authorized_keys")
         (ssh / "authorized_keys").chmod(0o600)
         chroot("chown", "-R", "vagrant:vagrant", "/home/vagrant")
-        for key in root.glob("etc/ssh/ssh_host_*"):
-            key.unlink()
-        # every clone gets its own machine-id and OVS database / system-id
-        (root / "etc/machine-id").write_text("")
-        for rel in (
-            "var/lib/dbus/machine-id",
-            "etc/openvswitch/conf.db",
-            "etc/openvswitch/.conf.db.~lock~",
-            "etc/openvswitch/system-id.conf",
-        ):
-            (root / rel).unlink(missing_ok=True)
+        forget_identity(root)
         # TCG is slow: keep off the boot path what only some nodes need (OVN: the provisioner starts it
         # where needed); Open vSwitch, which every node needs, starts while the other VMs still boot
         chroot(
@@ -203,14 +151,7 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
         chroot("update-initramfs", "-u", "-k", kver)
     finally:
         subprocess.run(["umount", str(root / "proc")], check=False)
-    for d in ("usr/share/doc", "usr/share/man", "usr/share/info"):
-        shutil.rmtree(root / d, ignore_errors=True)
-        (root / d).mkdir()
-    for p in (root / "var/lib/apt/lists").glob("*_Packages"):
-        p.unlink()
-    for p in (root / "usr/share/locale").iterdir():
-        if not p.name.startswith("en") and p.name != "locale.alias":
-            shutil.rmtree(p, ignore_errors=True)
+    slim(root)
 
 
 def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
