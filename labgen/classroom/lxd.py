@@ -41,6 +41,8 @@ def lxc(*argv: str, input: str | bytes | None = None, timeout: float = 300, chec
 class LxdEngine(SeatEngine):
     """One container per seat, named like the seat, in the LXD project `ovn-classroom-<prefix>`."""
 
+    ssh = False  # not yet: its seats are reached with `lxc exec`, which only the trainer (root) has
+
     @property
     def project(self) -> str:
         return f"ovn-classroom-{self.room.prefix}"

@@ -62,6 +62,8 @@ class Ran:
 class SeatEngine(ABC):
     """What the classroom needs of a place that holds seats."""
 
+    ssh = True  # its seats answer on the classroom's sshd: the web app and `ssh -p PORT` reach them there
+
     def __init__(self, room: Classroom):
         self.room = room
 

@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import ClassroomNotUp
+from ..errors import BackendFailed, ClassroomNotUp
 from ..load import load_lab
 from ..ui import console
 from ..workshop.exercises import EXERCISES
@@ -24,6 +24,12 @@ def web_home(room: Room) -> Path:
 
 def prepare(room: Room, port: int | None, https: bool = False) -> tuple[pwd.struct_passwd, Path]:
     c = room.room
+    if not room.engine.ssh:
+        raise BackendFailed(
+            f"classroom {c.prefix}: the web app reaches seats through the classroom's sshd, which seats on "
+            f"the {room.engine_name} engine do not have yet",
+            'for trainees in a browser: engine = "accounts"',
+        )
     seats = [s.name for s in room.engine.existing()]
     if not seats or sshd.pid(c) is None:
         raise ClassroomNotUp(c.prefix)
