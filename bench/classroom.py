@@ -174,6 +174,8 @@ async def drain(ws: Any, quiet: float) -> bytes:
             msg = await asyncio.wait_for(ws.receive(), quiet)
         except TimeoutError:
             return got
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+            raise SystemExit("a terminal closed while the bench read it")
         if isinstance(msg.data, bytes):
             got += msg.data
 

@@ -153,6 +153,15 @@ def test_the_sshd_takes_only_its_seats_with_their_own_keys(room: Cli) -> None:
     assert listening.split()[3] == f"127.0.0.1:{SSH_PORT}", listening
 
 
+def test_a_room_logs_in_at_once(room: Cli) -> None:
+    """Terminals and watchers of a whole room connect at the same moment (after the Wi-Fi dropped): sshd's
+    default refuses most unauthenticated connections beyond 10."""
+    procs = [subprocess.Popen(ssh_argv(SEATS[i % 3], "true"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for i in range(18)]  # fmt: skip
+    failed = [p.communicate(timeout=60)[1] for p in procs if p.wait(timeout=60)]
+    assert not failed, failed[:2]
+
+
 def test_a_seat_cannot_see_signal_read_or_enter_another(room: Cli) -> None:
     other = pwd.getpwnam("tseat002").pw_uid
     theirs = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and p.stat().st_uid == other]

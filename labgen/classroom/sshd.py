@@ -83,6 +83,9 @@ def config_text(room: Classroom, seats: list[str], login: Path) -> str:
             "PrintMotd no",
             "PrintLastLog no",
             f"ForceCommand {login}",
+            # a room logs in at once (the web app's terminals and watchers, everyone again after the Wi-Fi
+            # dropped): sshd's default drops unauthenticated connections beyond 10 at a time
+            f"MaxStartups {4 * len(seats) + 10}",
             "",
         ]
     )
