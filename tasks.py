@@ -204,17 +204,18 @@ def ssh_config(c, config=CONFIG):
         "seats": "how many seats (a higher number adds seats)",
         "demo": "also run the demo in each seat's lab",
         "engine": "where seats live: accounts or lxd (default: engine of [classroom])",
+        "target": "the LXD cluster member that new seats go on (lxd engine; default: LXD places them)",
         "config": CONFIG_HELP,
     },
 )
-def classroom_up(c, seats=None, config=CONFIG, demo=False, engine=None):
-    """Make N seats: an account, a lab (and its demo) and a terminal each, and the classroom's own sshd."""
-    call("labgen.classroom.actions:up", config, seats, demo=demo, engine=engine)
+def classroom_up(c, seats=None, config=CONFIG, demo=False, engine=None, target=None):
+    """Make N seats: a lab (and its demo) and a terminal each, as accounts here or LXD containers."""
+    call("labgen.classroom.actions:up", config, seats, demo=demo, engine=engine, member=target)
 
 
 @task(name="down", help={"config": CONFIG_HELP})
 def classroom_down(c, config=CONFIG):
-    """Remove every account, home, process, limit and lab of the classroom, its sshd and its state."""
+    """Remove every seat (account or container) with its lab, what reaches the seats, and the state."""
     call("labgen.classroom.actions:down", config)
 
 

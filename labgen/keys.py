@@ -167,6 +167,8 @@ KEYS: tuple[Key, ...] = (
         bad="{value} MiB is out of range for a seat", fix="use at least 128"),
     Key("classroom", "pids", int, "tasks per seat (a lab runs about 170 threads)", default=1024,
         range=(256, 1 << 22), bad="{value} is out of range for a seat", fix="use at least 256"),
+    Key("classroom", "cpus", int, "CPUs per seat on the lxd engine (0: no limit)", default=0, range=(0, 1024),
+        bad="{value} is out of range", fix="use 0 (no limit) or a number of CPUs"),
     Key("classroom", "hidepid", bool, "mount /proc with hidepid=2 while the classroom is up", default=True),
     Key("classroom", "engine", str, "where seats live: `accounts` (an account each on this server) or `lxd` (an "
         "LXD container each, on a cluster)", default="accounts", choices=("accounts", "lxd")),

@@ -16,8 +16,11 @@ def main() -> None:
         if action == "up":
             a.add_argument("--seats", type=int, required=True)
             a.add_argument("--demo", action="store_true")
+            a.add_argument("--engine")
+            a.add_argument("--target")
         if action == "serve":
             a.add_argument("--port", type=int)
+            a.add_argument("--tls", action="store_true")
         if action == "status":
             a.add_argument("--json", action="store_true")
         if action == "exercise":
@@ -26,19 +29,19 @@ def main() -> None:
             a.add_argument("seat", nargs="?")
             a.add_argument("--all", action="store_true")
     args = p.parse_args()
-    target = f"labgen.classroom.actions:{args.action}"
+    action = f"labgen.classroom.actions:{args.action}"
     if args.action == "up":
-        call(target, args.config, args.seats, demo=args.demo)
+        call(action, args.config, args.seats, demo=args.demo, engine=args.engine, member=args.target)
     elif args.action == "status":
-        call(target, args.config, as_json=args.json)
+        call(action, args.config, as_json=args.json)
     elif args.action == "reset":
-        call(target, args.config, args.seat, all_=args.all)
+        call(action, args.config, args.seat, all_=args.all)
     elif args.action == "serve":
-        call(target, args.config, args.port)
+        call(action, args.config, args.port, https=args.tls)
     elif args.action == "exercise":
-        call(target, args.config, args.name, args.seat, all_=args.all)
+        call(action, args.config, args.name, args.seat, all_=args.all)
     else:
-        call(target, args.config)
+        call(action, args.config)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..ui import console
+from .engines import ENGINES
 from .room import Room
 from .runtime import CHECKOUT
 
@@ -27,15 +28,18 @@ def as_root(action: str, why: str, argv: list[str]) -> bool:
 WHY = "to create and remove the seat accounts, run the classroom's sshd and set each seat's limits"
 
 
-def up(config: str, seats: int | str | None, demo: bool = False, engine: str | None = None) -> None:
+def up(
+    config: str, seats: int | str | None, demo: bool = False, engine: str | None = None, member: str | None = None
+) -> None:
     if seats is None or not str(seats).isdigit():
         raise InputError(f"--seats {seats or '(missing)'} is not a number of seats", "e.g. --seats 30")
     seats = int(seats)
     argv = ["--config", str(Path(config).resolve()), "--seats", str(seats), *(["--demo"] * demo)]
-    if engine not in (None, "accounts", "lxd"):
-        raise InputError(f"--engine {engine}: no such seat engine", "use accounts or lxd")
-    if as_root("up", WHY, [*argv, *(["--engine", engine] if engine else [])]):
-        Room(config, engine).up(seats, demo)
+    if engine is not None and engine not in ENGINES:
+        raise InputError(f"--engine {engine}: no such seat engine", f"use one of: {', '.join(ENGINES)}")
+    argv += [*(["--engine", engine] if engine else []), *(["--target", member] if member else [])]
+    if as_root("up", WHY, argv):
+        Room(config, engine, member).up(seats, demo)
 
 
 def down(config: str) -> None:

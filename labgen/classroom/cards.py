@@ -26,13 +26,15 @@ def cards(classroom: Room) -> None:
     for s in classroom.engine.existing():
         code = codes.get(s.name, "?")
         link = url + "#" + urllib.parse.urlencode({"seat": s.name, "code": code})
+        host, port = classroom.engine.reach(s)
+        host = tls.addresses(room)[0] if host == room.listen else host  # the server's name where it has one
         md += [
             f"## {s.name}",
             "",
             f"- open {url}",
             f"- join code: `{code}`",
             *([f"- the server's CA, SHA-256: `{fingerprint}`"] if fingerprint else []),
-            f"- or: `ssh -p {room.ssh_port} {s.name}@{tls.addresses(room)[0]} -i KEY` (the key is on your page)",
+            f"- or: `ssh -p {port} {s.name}@{host} -i KEY` (the key is on your page)",
             "",
         ]
         qr = segno.make(link, error="m").svg_inline(scale=3, title=f"join link of {s.name}")

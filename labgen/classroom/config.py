@@ -23,6 +23,7 @@ class Classroom:
     ssh_port: int
     memory: int
     pids: int
+    cpus: int
     hidepid: bool
     engine: str
     tls: bool

@@ -1,74 +1,110 @@
 """The `lxd` seat engine: each seat an unprivileged LXD system container (the seat image, seatimage.py) in
-an LXD project of the classroom's own, restricted to what seats need (containers with nesting, the
-classroom's pool and bridge). Inside, the same rootless lab as the `accounts` engine, run as the
-container's ordinary user `trainee`, from a copy of the project and a venv of its dependencies.
+an LXD project of the classroom's own, restricted to what seats need (containers with nesting, a proxy
+device for ssh, the classroom's pool and bridge). Inside, the same rootless lab as the `accounts` engine, run
+as the container's ordinary user named like the seat, from a copy of the project and its dependencies.
 
-LXD places each seat on a cluster member (`target` pins one); memory and processes per seat come from
-lab.toml's `[classroom]` table, as the profile's limits. Everything is asked of LXD through `lxc`, with
-argv lists; state is read through `lxc query` (its REST API as JSON)."""
+Seats are reached the way account seats are: ssh with the seat's key, as the seat, forced into its tmux
+session. Each container runs an sshd of the classroom on its own loopback, and a proxy device gives it a
+port on the member that holds it (ssh_port + the seat's number). The web app so needs no access to LXD.
+
+LXD places each seat on a cluster member (`target` pins one); memory, CPUs and processes per seat come from
+lab.toml's `[classroom]` table, as the project profile's limits. Everything is asked of LXD through `lxc`,
+with argv lists; state is read through `lxc query` (its REST API as JSON)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import io
+import ipaddress
 import json
+import re
 import subprocess
-import sys
+import sysconfig
 import tarfile
 import time
+import urllib.parse
 from pathlib import Path
 
-from ..errors import BackendFailed
-from . import runtime
+from ..errors import BackendFailed, InputError
+from . import runtime, sshd
 from .lxdhost import BRIDGE, IMAGE, POOL, query
 from .seats import SHIM, Ran, Seat, SeatEngine
 
-USER, UID = "trainee", 1000
-HOME = f"/home/{USER}"
-CODE = "/opt/ovn-lab"  # the project inside a seat, and its venv
+UID = 1000  # the seat's user in its container, named like the seat
+CODE = "/opt/ovn-lab"  # the project inside a seat, its commands and its venv
 PYTHON = f"{CODE}/venv/bin/python3"
+SITE = f"{CODE}/venv/lib/{runtime.VERSION}/site-packages"
 DEPS = ("invoke", "jinja2", "tenacity", "rich")  # what a seat's lab runs (no web app, no libvirt in a seat)
-PATH = f"{CODE}/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PATH = f"{CODE}/bin:{CODE}/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ETC = Path("/etc/ovn-classroom")  # in the seat: its sshd's config, host key and the seat's public key
+UNIT = "ovn-classroom-sshd.service"
+UNIT_TEXT = f"""[Unit]
+Description=the classroom's sshd of this seat (keys only, the seat only)
+After=network.target
+
+[Service]
+ExecStart=/usr/sbin/sshd -D -f {ETC}/sshd_config -E /var/log/ovn-classroom-sshd.log
+RuntimeDirectory=sshd
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+"""
+PROFILE_D = f'export PATH="{CODE}/bin:{CODE}/venv/bin:$PATH" OVN_LAB_CONFIG="$HOME/lab.toml"\n'
 
 
 def lxc(*argv: str, input: str | bytes | None = None, timeout: float = 300, check: bool = True) -> Ran:
-    r = subprocess.run(["lxc", *argv], input=input, capture_output=True, timeout=timeout, check=False)
+    data = input.encode() if isinstance(input, str) else input
+    r = subprocess.run(["lxc", *argv], input=data, capture_output=True, timeout=timeout, check=False)
     out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
     if check and r.returncode:
-        raise BackendFailed(f"lxc {' '.join(argv[:4])} failed: {err.strip()[-300:]}", "sudo invoke doctor")
+        raise BackendFailed(f"lxc {' '.join(argv[:6])} failed: {err.strip()[-300:]}", "sudo invoke doctor")
     return Ran(argv[0], r.returncode, out, err)
 
 
 class LxdEngine(SeatEngine):
     """One container per seat, named like the seat, in the LXD project `ovn-classroom-<prefix>`."""
 
-    ssh = False  # not yet: its seats are reached with `lxc exec`, which only the trainer (root) has
+    placement = True  # `classroom.up --target MEMBER` pins new seats to a cluster member
 
     @property
     def project(self) -> str:
         return f"ovn-classroom-{self.room.prefix}"
 
     def _p(self, *argv: str) -> tuple[str, ...]:
-        return (*argv, "--project", self.project)
+        return ("--project", self.project, *argv)  # first: after `exec NAME --` it would be the command's
 
     def python(self) -> str:
         return PYTHON
 
     def prepare(self) -> None:
         """The project (restricted), its default profile (nesting, the limits, the pool and bridge), the
-        seat image, and a bundle of the project's code and wheels that each new seat gets."""
+        seat image, and a bundle of the project's code and packages that each new seat gets."""
         from .seatimage import ensure_imported
 
+        top = self.room.ssh_port + 999
+        if self.room.ssh_port <= self.room.web_port <= top:
+            raise InputError(
+                f"classroom.web_port {self.room.web_port} is among the lxd seats' ssh ports "
+                f"({self.room.ssh_port + 1} to {top})",
+                "move web_port or ssh_port",
+            )
         if query(f"/1.0/projects/{self.project}") is None:
             lxc("project", "create", self.project,
                 "-c", "features.images=false",  # the seat image, imported once, from the default project
                 "-c", "features.profiles=true", "-c", "restricted=true",
-                "-c", "restricted.containers.nesting=allow")  # fmt: skip
+                "-c", "restricted.containers.nesting=allow",  # the lab's keeper mounts its own /proc
+                "-c", "restricted.devices.proxy=allow")  # fmt: skip  # each seat's ssh port
+        config = {
+            "security.nesting": "true",  # the lab's keeper mounts its own /proc (lxcfs covers the container's)
+            "limits.memory": f"{self.room.memory}MiB",
+            "limits.processes": str(self.room.pids),
+        }
+        if self.room.cpus:
+            config["limits.cpu"] = str(self.room.cpus)
         profile = {
-            "config": {
-                "security.nesting": "true",  # the lab's keeper mounts its own /proc (lxcfs covers the container's)
-                "limits.memory": f"{self.room.memory}MiB",
-                "limits.processes": str(self.room.pids),
-            },
+            "config": config,
             "devices": {
                 "root": {"path": "/", "pool": POOL, "type": "disk"},
                 "eth0": {"name": "eth0", "network": BRIDGE, "type": "nic"},
@@ -76,77 +112,116 @@ class LxdEngine(SeatEngine):
         }
         lxc(*self._p("profile", "edit", "default"), input=json.dumps(profile))
         ensure_imported("default")
+        sshd.host_key(self.room)
         self._bundle()
 
     def _bundle(self) -> Path:
-        """The project's code and its dependencies' wheels, for `pip install --no-index` in each seat."""
-        d = self.room.base / "lxd"
-        wheels = d / "wheels"
-        if not any(wheels.glob("*.whl")):
-            wheels.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--dest",
-                            str(wheels), *DEPS], check=True, capture_output=True, timeout=600)  # fmt: skip
+        """The project's code, its commands, and the installed packages its dependencies need (the seat's
+        Python is of the same version), unpacked into each new seat: no network, no pip."""
+        path = self.room.base / "lxd-code.tar"
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        with tarfile.open(fileobj=buf, mode="w") as tar:
             for part in runtime.PARTS:
-                tar.add(runtime.CHECKOUT / part, arcname=part, filter=_no_cache)
-            tar.add(wheels, arcname="wheels")
-        (d / "code.tar.gz").write_bytes(buf.getvalue())
-        return d / "code.tar.gz"
+                tar.add(runtime.CHECKOUT / part, arcname=f"code/{part}", filter=_no_cache)
+            for name, text in runtime.commands(PYTHON, CODE).items():
+                _add(tar, f"code/bin/{name}", text, 0o755)
+            _add(tar, "code/bin/login", f"#!{PYTHON}\n" + (Path(__file__).parent / "login.py").read_text(), 0o755)
+            _add(tar, "code/bin/login.json", json.dumps({"cgroups": []}))  # the container is the seat's limit
+            site = Path(sysconfig.get_paths()["purelib"])
+            for f in _package_files(DEPS):
+                tar.add(site / f, arcname=f"site/{f}", recursive=False, filter=_no_cache)
+        path.write_bytes(buf.getvalue())
+        return path
 
     def existing(self) -> list[Seat]:
         names = query(f"/1.0/instances?project={self.project}") or []
         seats = []
         for url in names:
-            name = url.rsplit("/", 1)[-1]
+            name = urllib.parse.unquote(url.rsplit("/", 1)[-1].split("?")[0])
             number = name.removeprefix(self.room.prefix)
             if number.isdigit() and name != number:
                 seats.append(Seat(name, int(number)))
         return sorted(seats, key=lambda s: s.number)
 
+    def where(self, seat: Seat) -> str:
+        inst = query(f"/1.0/instances/{seat.name}?project={self.project}")
+        return str(inst.get("location") or "?") if inst else "?"
+
+    def reach(self, seat: Seat) -> tuple[str, int]:
+        """The proxy's port on the member that holds the seat (the classroom's address on a lone server)."""
+        member = query(f"/1.0/cluster/members/{self.where(seat)}") or {}
+        host = urllib.parse.urlsplit(member.get("url", "")).hostname or self.room.listen
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_address(host).is_loopback:  # a lone server's cluster: the classroom's address
+                host = self.room.listen
+        return host, self.room.ssh_port + seat.number
+
     def create(self, seat: Seat) -> None:
         if query(f"/1.0/instances/{seat.name}?project={self.project}") is None:
-            lxc(*self._p("launch", IMAGE, seat.name))
+            lxc(*self._p("launch", IMAGE, seat.name, *(["--target", self.target] if self.target else [])))
         deadline = time.monotonic() + 120
-        while not lxc(*self._p("exec", seat.name, "--", "id", "-u"), check=False).ok:  # its init answers
+        while not (r := self._root(seat, ["id", "-u"])).ok:  # its init answers
             if time.monotonic() > deadline:
-                raise BackendFailed(f"seat {seat.name}: its container does not answer `lxc exec`", "lxc info")
+                raise BackendFailed(f"seat {seat.name}: its container does not answer `lxc exec`: {r.why()}",
+                                    f"lxc info --project {self.project} {seat.name}")  # fmt: skip
             time.sleep(0.5)
-        if not self._root(seat, ["id", USER]).ok:
-            self._root(seat, ["useradd", "--create-home", "--uid", str(UID), "--shell", "/bin/bash", USER], True)
+        home = f"/home/{seat.name}"
+        if not self._root(seat, ["id", seat.name]).ok:
+            self._root(seat, ["useradd", "--create-home", "--uid", str(UID), "--user-group", "--password", "*",
+                              "--shell", "/bin/bash", seat.name], True)  # fmt: skip
         if not self._root(seat, ["test", "-x", PYTHON]).ok:
-            bundle = (self.room.base / "lxd" / "code.tar.gz").read_bytes()
-            self._root(seat, ["mkdir", "-p", CODE], True)
-            lxc(*self._p("exec", seat.name, "--", "tar", "-xzf", "-", "-C", CODE), input=bundle)
-            self._root(seat, ["python3", "-m", "venv", f"{CODE}/venv"], True)
-            self._root(seat, [PYTHON, "-m", "pip", "install", "-q", "--no-index", "--find-links",
-                              f"{CODE}/wheels", *DEPS], True)  # fmt: skip
-        files = {
-            "lab.toml": Path(self.room.source).read_text(),
-            "tasks.py": SHIM.format(checkout=CODE),
-            ".classroom.sh": f'export PATH="{PATH}" OVN_LAB_CONFIG="$HOME/lab.toml"\n',
+            self._root(seat, ["mkdir", "-p", f"{CODE}/venv"], True)
+            self._root(seat, ["python3", "-m", "venv", "--without-pip", f"{CODE}/venv"], True)
+            code = (self.room.base / "lxd-code.tar").read_bytes()
+            self._root(seat, ["tar", "-xf", "-", "-C", CODE, "--strip-components=1", "code"], True, code)
+            self._root(seat, ["tar", "-xf", "-", "-C", SITE, "--strip-components=1", "site"], True, code)
+        key = sshd.host_key(self.room)
+        config = sshd.options_text(22, "127.0.0.1", ETC, ETC / "keys", [seat.name], Path(CODE) / "bin" / "login")
+        etc = {
+            f"{ETC}/sshd_config": (config, 0o644, 0),
+            f"{ETC}/ssh_host_ed25519_key": (key.read_text(), 0o600, 0),
+            f"{ETC}/ssh_host_ed25519_key.pub": (key.with_suffix(".pub").read_text(), 0o644, 0),
+            f"{ETC}/keys/{seat.name}.pub": (self._public_key(seat), 0o644, 0),
+            f"/etc/systemd/system/{UNIT}": (UNIT_TEXT, 0o644, 0),
+            "/etc/profile.d/ovn-classroom.sh": (PROFILE_D, 0o644, 0),
+            "/etc/hostname": (f"{seat.name}\n", 0o644, 0),  # the image's own would name every seat alike
+            "/etc/hosts": (f"127.0.0.1 localhost\n127.0.1.1 {seat.name}\n", 0o644, 0),
+            f"{home}/tasks.py": (SHIM.format(checkout=CODE), 0o644, UID),
         }
-        for name, text in files.items():  # as the trainee: theirs; tee takes the path as an argument
-            if name != "lab.toml" or not self.run(seat, ["test", "-e", f"{HOME}/lab.toml"]).ok:
-                self._as(seat, ["tee", f"{HOME}/{name}"], text)
-        if not self.run(seat, ["grep", "-q", "classroom.sh", f"{HOME}/.bashrc"]).ok:
-            self._as(seat, ["tee", "-a", f"{HOME}/.bashrc"], ". ~/.classroom.sh\n")
+        if not self._root(seat, ["test", "-e", f"{home}/lab.toml"]).ok:  # the trainee's edits of it stay
+            etc[f"{home}/lab.toml"] = (Path(self.room.source).read_text(), 0o644, UID)
+        self._root(seat, ["tar", "-xf", "-", "-C", "/"], True, _tar(etc))
+        self._root(seat, ["hostname", seat.name], True)
+        self._root(seat, ["systemctl", "daemon-reload"], True)
+        self._root(seat, ["systemctl", "enable", "--quiet", UNIT], True)
+        self._root(seat, ["systemctl", "restart", UNIT], True)
+        host, port = self.reach(seat)
+        devices = (query(f"/1.0/instances/{seat.name}?project={self.project}") or {}).get("devices", {})
+        if "ssh" not in devices:
+            lxc(*self._p("config", "device", "add", seat.name, "ssh", "proxy", f"listen=tcp:{host}:{port}",
+                         "connect=tcp:127.0.0.1:22", "bind=host"))  # fmt: skip
 
-    def _as(self, seat: Seat, argv: list[str], text: str) -> None:
-        r = lxc(*self._p("exec", seat.name, "--user", str(UID), "--group", str(UID), "--", *argv), input=text,
-                check=False)  # fmt: skip
-        if not r.ok:
-            raise BackendFailed(f"seat {seat.name}: {' '.join(argv)} failed: {r.why()}", "lxc info " + seat.name)
+    def _public_key(self, seat: Seat) -> str:
+        sshd.make_key(self.room, seat.name)
+        return (sshd.keys_dir(self.room) / f"{seat.name}.pub").read_text()
 
-    def _root(self, seat: Seat, argv: list[str], check: bool = False) -> Ran:
-        return lxc(*self._p("exec", seat.name, "--", *argv), check=check)
+    def open(self, seats: list[Seat], web_gid: int) -> None:
+        sshd.known_hosts(self.room, [self.reach(s) for s in seats])
+
+    def _root(self, seat: Seat, argv: list[str], check: bool = False, data: bytes | None = None) -> Ran:
+        r = lxc(*self._p("exec", seat.name, "--", *argv), input=data, check=False)
+        if check and not r.ok:
+            raise BackendFailed(f"seat {seat.name}: {' '.join(argv[:3])} failed: {r.why()}", f"lxc info {seat.name}")
+        return r
 
     def run(self, seat: Seat, argv: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> Ran:
-        environ = {"HOME": HOME, "USER": USER, "LOGNAME": USER, "PATH": PATH, "LANG": "C.UTF-8",
-                   "TERM": "xterm-256color", "OVN_LAB_CONFIG": f"{HOME}/lab.toml", **(env or {})}  # fmt: skip
+        home = f"/home/{seat.name}"
+        environ = {"HOME": home, "USER": seat.name, "LOGNAME": seat.name, "SHELL": "/bin/bash", "PATH": PATH,
+                   "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "TERM": "xterm-256color",
+                   "OVN_LAB_CONFIG": f"{home}/lab.toml", **(env or {})}  # fmt: skip
         flags = [f"--env={k}={v}" for k, v in environ.items()]
         try:
-            r = lxc(*self._p("exec", seat.name, "--user", str(UID), "--group", str(UID), "--cwd", HOME, *flags,
+            r = lxc(*self._p("exec", seat.name, "--user", str(UID), "--group", str(UID), "--cwd", home, *flags,
                              "--", *argv), timeout=timeout, check=False)  # fmt: skip
         except subprocess.TimeoutExpired:
             return Ran(seat.name, 124, "", f"timed out after {timeout:.0f} s")
@@ -157,9 +232,49 @@ class LxdEngine(SeatEngine):
             lxc(*self._p("delete", "--force", seat.name))
 
     def close(self) -> None:
-        """After the last seat: the project and its profile (images stay in the default project, cached)."""
+        """After the last seat: the project and its profile, and the seat image in LXD unless another
+        classroom's seats use it (its built file stays cached, and the next `up` imports it again)."""
         if query(f"/1.0/projects/{self.project}") is not None:
             lxc("project", "delete", self.project)
+        others = [p for p in query("/1.0/projects") or [] if "/ovn-classroom-" in p]
+        image = query(f"/1.0/images/aliases/{IMAGE}")
+        if image and not others:
+            lxc("image", "delete", image["target"])
+
+
+def _package_files(names: tuple[str, ...]) -> list[str]:
+    """The installed files of `names` and of what they require, relative to site-packages."""
+    seen: set[str] = set()
+    files: list[str] = []
+    todo = list(names)
+    while todo:
+        dist = importlib.metadata.distribution(todo.pop())
+        key = dist.metadata["Name"].lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        files += [str(f) for f in dist.files or [] if not str(f).startswith("..") and "__pycache__" not in str(f)]
+        for req in dist.requires or []:
+            name = re.match(r"[A-Za-z0-9._-]+", req)
+            if name and "extra ==" not in req:
+                todo.append(name.group())
+    return files
+
+
+def _add(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644, uid: int = 0) -> None:
+    data = text.encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, uid, uid, int(time.time())
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _tar(files: dict[str, tuple[str, int, int]]) -> bytes:
+    """Files as (text, mode, owner), for `tar -x -C /` as root in the seat: the directories they need too."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, (text, mode, uid) in files.items():
+            _add(tar, path.lstrip("/"), text, mode, uid)
+    return buf.getvalue()
 
 
 def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

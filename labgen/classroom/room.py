@@ -24,7 +24,6 @@ from rich.markup import escape
 from ..errors import InputError, SeatsFailed
 from ..load import load_lab
 from ..ui import console
-from . import sshd
 from .config import MAX_SEATS, Classroom, load_classroom
 from .engines import ENGINES
 from .seats import MARK, Ran, Seat, SeatEngine, kill_uid
@@ -35,7 +34,7 @@ def parallelism() -> int:
 
 
 class Room:
-    def __init__(self, config: str | Path, engine: str | None = None):
+    def __init__(self, config: str | Path, engine: str | None = None, target: str | None = None):
         load_lab(config)  # the seats' lab.toml must be valid before any seat gets a copy
         self.room: Classroom = load_classroom(config)
         # the engine the classroom was brought up with, else the one asked for, else lab.toml's
@@ -43,8 +42,10 @@ class Room:
         name = made.read_text().strip() if made.exists() else engine or self.room.engine
         if made.exists() and engine and engine != name:
             raise InputError(f"classroom {self.room.prefix} runs on the {name} engine", "`classroom.down` it first")
-        self.engine: SeatEngine = ENGINES[name](self.room)
+        self.engine: SeatEngine = ENGINES[name](self.room, target)
         self.engine_name = name
+        if target and not self.engine.placement:
+            raise InputError(f"--target {target}: the {name} engine keeps every seat on this server", "drop --target")
 
     # the state directory: root's, 0700
     def state_dir(self) -> Path:
@@ -174,7 +175,7 @@ class Room:
                 f"{len(failed)} of {len(seats)} seats are not ready", "see each seat's line above; up again retries"
             )
         console.print(
-            f"[green]{len(seats)} seats ready[/]: ssh -p {room.ssh_port} SEAT@{room.listen} -i KEY; "
+            f"[green]{len(seats)} seats ready[/]: ssh -p PORT SEAT@ADDRESS -i KEY; "
             "`invoke classroom.cards` prints their join codes"
         )
 
@@ -211,7 +212,9 @@ class Room:
 
         def probe(seat: Seat) -> dict[str, object]:
             r = self.engine.invoke(seat, "status", "--json", timeout=60)
-            row: dict[str, object] = {"seat": seat.name, "account": True, "lab": "?"}
+            host, port = self.engine.reach(seat)
+            row: dict[str, object] = {"seat": seat.name, "where": self.engine.where(seat), "ssh": f"{host}:{port}",
+                                      "lab": "?"}  # fmt: skip
             if r.ok:
                 st = json.loads(r.out)
                 states = {n["state"] for n in st["nodes"].values()}
@@ -229,18 +232,18 @@ class Room:
 
         with ThreadPoolExecutor(max_workers=parallelism()) as pool:
             rows = list(pool.map(probe, seats))
-        doc = {"classroom": self.room.prefix, "sshd": sshd.pid(self.room) is not None, "seats": rows}
+        doc = {"classroom": self.room.prefix, "sshd": self.engine.answering(), "seats": rows}
         if as_json:
             print(json.dumps(doc, indent=1))
             return
         from rich.table import Table
 
-        where = f"running on {self.room.listen}:{self.room.ssh_port}" if doc["sshd"] else "stopped"
-        console.print(f"classroom {self.room.prefix}: {len(rows)} seats, sshd {where}")
-        t = Table("seat", "lab", "chassis", "bindings", "leases", "terminal", "problem")
+        down = "" if doc["sshd"] else ", its sshd is stopped"
+        console.print(f"classroom {self.room.prefix}: {len(rows)} seats on the {self.engine_name} engine{down}")
+        t = Table("seat", "where", "ssh", "lab", "chassis", "bindings", "leases", "terminal", "problem")
         for row in rows:
             t.add_row(
-                *(str(row.get(k, "")) for k in ("seat", "lab", "chassis", "bindings", "leases")),
+                *(str(row.get(k, "")) for k in ("seat", "where", "ssh", "lab", "chassis", "bindings", "leases")),
                 "yes" if row["terminal"] else "no",
                 str(row.get("error", "")),
             )

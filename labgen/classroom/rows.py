@@ -61,7 +61,9 @@ class Rows:
                 if proc.returncode is None:
                     proc.kill()
                 await proc.wait()
-            await self.publish(seat, {"error": f"its watcher ended: {err[-1] if err else 'no answer'}"})
+            why = err[-1] if err else "no answer"
+            # no row read this time (still held): the seat, or the machine that holds it, does not answer
+            await self.publish(seat, {"error": f"unreachable: {why}" if held else f"its watcher ended: {why}"})
             await asyncio.sleep(wait)
             wait = min(wait * 2, 60.0)
 

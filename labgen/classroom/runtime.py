@@ -69,16 +69,21 @@ def prepare(base: Path) -> None:
             subprocess.run(["chmod", "-R", "a+rX", str(site)], check=True)
     bin_dir = base / "bin"
     bin_dir.mkdir(mode=0o755, exist_ok=True)
-    invoke = bin_dir / "invoke"  # `invoke` in the seats' shells
-    invoke.write_text(f"#!{python(base)}\nfrom invoke.main import program\n\nprogram.run()\n")
-    invoke.chmod(0o755)
-    watch = bin_dir / "lab-watch"  # the web app's watcher of a seat: stdlib only, so no site-packages (-S)
-    code = str(code_dir(base))
-    watch.write_text(f"#!{python(base)} -S\nimport sys\n\nsys.path.insert(0, {code!r})\n"
-                     "from labgen.classroom.watch import main\n\nmain()\n")  # fmt: skip
-    watch.chmod(0o755)
+    for name, text in commands(python(base), str(code_dir(base))).items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
     if not usable(base):
         raise BackendFailed(
             f"the seats cannot run the project: neither {CHECKOUT} and its .venv nor a copy beside the classroom",
             f"install python3 ({VERSION}) and python3-venv, or clone the project where every user can read it",
         )
+
+
+def commands(python: str, code: str) -> dict[str, str]:
+    """The seats' commands, for a seat's Python and the project's code as the seat sees them."""
+    return {
+        "invoke": f"#!{python}\nfrom invoke.main import program\n\nprogram.run()\n",  # in the seats' shells
+        # the web app's watcher of a seat: stdlib only, so no site-packages (-S)
+        "lab-watch": f"#!{python} -S\nimport sys\n\nsys.path.insert(0, {code!r})\n"
+        "from labgen.classroom.watch import main\n\nmain()\n",
+    }

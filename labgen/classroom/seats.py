@@ -62,10 +62,11 @@ class Ran:
 class SeatEngine(ABC):
     """What the classroom needs of a place that holds seats."""
 
-    ssh = True  # its seats answer on the classroom's sshd: the web app and `ssh -p PORT` reach them there
+    placement = False  # whether it can place a seat on a machine named by `classroom.up --target`
 
-    def __init__(self, room: Classroom):
+    def __init__(self, room: Classroom, target: str | None = None):
         self.room = room
+        self.target = target
 
     @abstractmethod
     def prepare(self) -> None:
@@ -93,9 +94,24 @@ class SeatEngine(ABC):
     def close(self) -> None:
         """After the last seat is removed: what open() and prepare() made."""
 
+    def reach(self, seat: Seat) -> tuple[str, int]:
+        """Where ssh reaches the seat (as the seat's name, with its key): the address and port of its sshd."""
+        return self.room.listen, self.room.ssh_port
+
+    def answering(self) -> bool:
+        """What reaches the seats runs (one sshd for all; per-seat ones are judged seat by seat)."""
+        return True
+
+    def where(self, seat: Seat) -> str:
+        """The machine that holds the seat, for the dashboard."""
+        return os.uname().nodename
+
     def terminal(self, seat: Seat) -> Ran:
-        """The seat's tmux session answers where the trainee's terminal reaches it."""
-        return self.run(seat, ["tmux", "has-session", "-t", "lab"], timeout=30)
+        """The seat's tmux session answers through ssh, as the trainee's ssh and the web app reach it."""
+        known = self.room.state / "known_hosts"
+        argv = [*sshd.ssh_argv(self.room, seat.name, known, self.reach(seat)), "tmux has-session -t lab"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        return Ran(seat.name, r.returncode, r.stdout, f"its terminal does not answer: {r.stderr.strip()}")
 
     def invoke(self, seat: Seat, *args: str, timeout: float = 600) -> Ran:
         """`invoke ARGS` as the seat, with the seat's own lab.toml."""
@@ -116,20 +132,16 @@ class AccountsEngine(SeatEngine):
         for s in seats:
             sshd.make_key(self.room, s.name)
         sshd.start(self.room, [s.name for s in seats], self.python())
-        sshd.known_hosts(self.room)
+        sshd.known_hosts(self.room, [self.reach(s) for s in seats])
+
+    def answering(self) -> bool:
+        return sshd.pid(self.room) is not None
 
     def close(self) -> None:
         if self.room.base.exists():
             sshd.stop(self.room)
             limits.restore_pids(self.room.state)
         limits.remove_parents(self.room.prefix)
-
-    def terminal(self, seat: Seat) -> Ran:
-        """Through the classroom's sshd, as the trainee's ssh and the web app reach it."""
-        known = self.room.state / "known_hosts"
-        argv = [*sshd.ssh_argv(self.room, seat.name, known), "tmux has-session -t lab"]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-        return Ran(seat.name, r.returncode, r.stdout, f"its terminal does not answer: {r.stderr.strip()}")
 
     def bin_dir(self) -> Path:
         """The seats' commands: `invoke` with the seats' Python, the login of the classroom's sshd."""

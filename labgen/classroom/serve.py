@@ -10,7 +10,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..errors import BackendFailed, ClassroomNotUp
+from ..errors import ClassroomNotUp
 from ..load import load_lab
 from ..ui import console
 from ..workshop.exercises import EXERCISES
@@ -24,15 +24,11 @@ def web_home(room: Room) -> Path:
 
 def prepare(room: Room, port: int | None, https: bool = False) -> tuple[pwd.struct_passwd, Path]:
     c = room.room
-    if not room.engine.ssh:
-        raise BackendFailed(
-            f"classroom {c.prefix}: the web app reaches seats through the classroom's sshd, which seats on "
-            f"the {room.engine_name} engine do not have yet",
-            'for trainees in a browser: engine = "accounts"',
-        )
-    seats = [s.name for s in room.engine.existing()]
-    if not seats or sshd.pid(c) is None:
+    existing = room.engine.existing()
+    seats = [s.name for s in existing]
+    if not seats or not room.engine.answering():
         raise ClassroomNotUp(c.prefix)
+    runtime.prepare(c.base)  # the web app runs here, as its account, whatever engine holds the seats
     pw = pwd.getpwnam(c.web_user)
     home = web_home(room)
     home.mkdir(mode=0o700, exist_ok=True)
@@ -49,8 +45,9 @@ def prepare(room: Room, port: int | None, https: bool = False) -> tuple[pwd.stru
         "prefix": c.prefix,
         "listen": c.listen,
         "web_port": port or c.web_port,
-        "ssh_port": c.ssh_port,
         "seats": seats,
+        "reach": {s.name: room.engine.reach(s) for s in existing},  # [address, port] of the seat's sshd
+        "where": {s.name: room.engine.where(s) for s in existing},  # the machine (cluster member) that holds it
         "nodes": list(load_lab(c.source).node_names),
         "exercises": sorted(EXERCISES),
         "tls": https,
@@ -78,4 +75,4 @@ def serve(room: Room, port: int | None, https: bool = False) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
     os.chdir(code)
     argv = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "--"]
-    os.execvpe("setpriv", [*argv, room.engine.python(), "-m", "labgen.classroom.webserver", "--home", str(home)], env)
+    os.execvpe("setpriv", [*argv, runtime.python(c.base), "-m", "labgen.classroom.webserver", "--home", str(home)], env)

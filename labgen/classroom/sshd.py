@@ -57,14 +57,19 @@ def install_login(room: Classroom, python: str) -> Path:
 
 def config_text(room: Classroom, seats: list[str], login: Path) -> str:
     state = room.state
+    return options_text(room.ssh_port, room.listen, state, keys_dir(room), seats, login)
+
+
+def options_text(port: int, listen: str, state: Path, keys: Path, seats: list[str], login: Path) -> str:
+    """An sshd of the classroom: `state` holds its host key and pid file, `keys` the seats' public keys."""
     return "\n".join(
         [
             "# the classroom's own sshd (written by classroom.up; removed by classroom.down)",
-            f"Port {room.ssh_port}",
-            f"ListenAddress {room.listen}",
+            f"Port {port}",
+            f"ListenAddress {listen}",
             f"HostKey {state / 'ssh_host_ed25519_key'}",
             f"PidFile {state / 'sshd.pid'}",
-            f"AuthorizedKeysFile {keys_dir(room)}/%u.pub",
+            f"AuthorizedKeysFile {keys}/%u.pub",
             f"AllowUsers {' '.join(seats)}",
             "AuthenticationMethods publickey",
             "PubkeyAuthentication yes",
@@ -91,6 +96,14 @@ def config_text(room: Classroom, seats: list[str], login: Path) -> str:
     )
 
 
+def host_key(room: Classroom) -> Path:
+    """The classroom's host key, one for every sshd of it (the web app's known_hosts names it)."""
+    key = room.state / "ssh_host_ed25519_key"
+    if not key.exists():
+        _keygen(key, f"classroom {room.prefix}")
+    return key
+
+
 def pid(room: Classroom) -> int | None:
     try:
         p = int((room.state / "sshd.pid").read_text())
@@ -102,9 +115,7 @@ def pid(room: Classroom) -> int | None:
 
 def start(room: Classroom, seats: list[str], python: str) -> None:
     """Start the sshd, or have the running one read its new AllowUsers (seats added)."""
-    host_key = room.state / "ssh_host_ed25519_key"
-    if not host_key.exists():
-        _keygen(host_key, f"classroom {room.prefix}")
+    host_key(room)
     login = install_login(room, python)
     conf = room.state / "sshd_config"
     conf.write_text(config_text(room, seats, login))
@@ -133,29 +144,19 @@ def stop(room: Classroom) -> None:
     os.kill(running, signal.SIGKILL)
 
 
-def ssh_argv(room: Classroom, seat: str, known_hosts: Path) -> list[str]:
-    """ssh to the seat through the classroom's sshd with the seat's key (the way the web app reaches it)."""
+def ssh_argv(room: Classroom, seat: str, known_hosts: Path, reach: tuple[str, int]) -> list[str]:
+    """ssh to the seat where its engine says it answers, with the seat's key (the way the web app reaches it)."""
+    host, port = reach
     return [
-        "ssh",
-        "-p",
-        str(room.ssh_port),
-        "-i",
-        str(private_key(room, seat)),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        f"UserKnownHostsFile={known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        f"{seat}@{room.listen}",
-    ]
+        "ssh", "-p", str(port), "-i", str(private_key(room, seat)), "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+        f"{seat}@{host}",
+    ]  # fmt: skip
 
 
-def known_hosts(room: Classroom) -> Path:
+def known_hosts(room: Classroom, reaches: list[tuple[str, int]]) -> Path:
+    """The classroom's host key, for every address and port its seats answer on."""
     path = room.state / "known_hosts"
     pub = (room.state / "ssh_host_ed25519_key.pub").read_text().split()
-    host = f"[{room.listen}]:{room.ssh_port}"
-    path.write_text(f"{host} {pub[0]} {pub[1]}\n")
+    path.write_text("".join(f"[{host}]:{port} {pub[0]} {pub[1]}\n" for host, port in sorted(set(reaches))))
     return path

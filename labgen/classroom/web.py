@@ -54,11 +54,12 @@ class App:
             f.write(f"{stamp} {line}\n")
 
     def ssh(self, seat: str, *command: str, tty: bool = False) -> list[str]:
+        host, port = self.conf["reach"][seat]
         return [
-            "ssh", *(["-tt"] if tty else ["-T"]), "-F", "/dev/null", "-p", str(self.conf["ssh_port"]),
+            "ssh", *(["-tt"] if tty else ["-T"]), "-F", "/dev/null", "-p", str(port),
             "-i", str(self.home / "keys" / seat), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={self.home / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
-            f"{seat}@{self.conf['listen']}", *command,
+            f"{seat}@{host}", *command,
         ]  # fmt: skip
 
     async def run(self, seat: str, command: str, timeout: float = 120) -> tuple[int, str, str]:
