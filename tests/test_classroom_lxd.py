@@ -75,6 +75,9 @@ def test_seats_are_containers_with_their_labs_up(room: Cli) -> None:
     assert project["config"]["restricted"] == "true"
     profile = api(f"/1.0/profiles/default?project={PROJECT}")
     assert profile["config"]["security.nesting"] == "true" and profile["config"]["limits.memory"] == "768MiB"
+    configs = [api(f"/1.0/instances/{s}?project={PROJECT}")["config"] for s in SEATS]
+    hosts = {json.loads(c["volatile.idmap.current"])[0]["Hostid"] for c in configs}
+    assert len(hosts) == len(SEATS)  # no two seats share a host uid
     doc = json.loads(room("classroom.status", "--json").stdout)
     assert {r["seat"]: r["lab"] for r in doc["seats"]} == dict.fromkeys(SEATS, "up"), doc
     assert all(r["leases"] == 3 and r["terminal"] for r in doc["seats"]), doc

@@ -67,6 +67,7 @@ class LxdEngine(SeatEngine):
     """One container per seat, named like the seat, in the LXD project `ovn-classroom-<prefix>`."""
 
     placement = True  # `classroom.up --target MEMBER` pins new seats to a cluster member
+    removes = "their containers and labs, its LXD project and profile"
 
     @property
     def project(self) -> str:
@@ -95,9 +96,11 @@ class LxdEngine(SeatEngine):
                 "-c", "features.images=false",  # the seat image, imported once, from the default project
                 "-c", "features.profiles=true", "-c", "restricted=true",
                 "-c", "restricted.containers.nesting=allow",  # the lab's keeper mounts its own /proc
+                "-c", "restricted.containers.privilege=isolated",  # each seat its own range of host ids
                 "-c", "restricted.devices.proxy=allow")  # fmt: skip  # each seat's ssh port
         config = {
             "security.nesting": "true",  # the lab's keeper mounts its own /proc (lxcfs covers the container's)
+            "security.idmap.isolated": "true",  # no two seats share a host uid
             "limits.memory": f"{self.room.memory}MiB",
             "limits.processes": str(self.room.pids),
         }

@@ -201,10 +201,7 @@ class Room:
         shutil.rmtree(room.base, ignore_errors=True)
         with contextlib.suppress(OSError):
             room.base.parent.rmdir()  # the last classroom of the host
-        console.print(
-            f"classroom {room.prefix} removed: {len(seats)} seats, their accounts, homes, processes, "
-            "limits and labs, its sshd and state"
-        )
+        console.print(f"classroom {room.prefix} removed: {len(seats)} seats, {self.engine.removes}, and its state")
 
     # --- status, actions, cards
     def status(self, as_json: bool = False) -> None:
