@@ -62,7 +62,8 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     (tmp / "lab.toml").write_text(text)
     cli = Cli(tmp / "lab.toml")
     try:
-        cli("classroom.up", "--seats", str(len(SEATS)), "--demo", timeout=1800)
+        member = Path(api("/1.0/cluster/members")[0]).name  # placed there by --target, as a trainer pins seats
+        cli("classroom.up", "--seats", str(len(SEATS)), "--demo", "--target", member, timeout=1800)
         yield cli
     finally:
         cli("classroom.down", check=False, timeout=600)

@@ -122,3 +122,14 @@ def test_a_seats_cgroup_holds_its_limits(tmp_path: Path, monkeypatch: pytest.Mon
         assert (memory / "memory.limit_in_bytes").read_text() == str(256 << 20)
         assert (pids / "pids.max").read_text() == "512"
         assert limits.seat_dirs("ws", "ws01") == [memory, pids]
+
+
+def test_target_is_for_an_engine_that_places_seats(tmp_path: Path) -> None:
+    from labgen.classroom.room import Room
+    from labgen.errors import InputError
+
+    config = lab_with(tmp_path, 'prefix = "zzplace"\n')
+    with pytest.raises(InputError) as e:
+        Room(config, target="member2")
+    assert str(e.value).startswith("--target member2: the accounts engine keeps every seat on this server")
+    assert Room(config, engine="lxd", target="member2").engine.target == "member2"
