@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from labgen.classroom import limits
 from tests import browser
 from tests.e2e import ROOT, Cli
 
@@ -54,13 +55,32 @@ def in_seat(seat: str, *argv: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    tmp = tmp_path_factory.mktemp("lxdroom")
+def lab_toml(tmp: Path) -> Cli:
     text = (ROOT / "lab.toml").read_text().replace('backend = "vagrant"', 'backend = "netns"')
     text += f'\n[classroom]\nprefix = "{PREFIX}"\nengine = "lxd"\nssh_port = {SSH_PORT}\nweb_port = {WEB_PORT}\n'
     (tmp / "lab.toml").write_text(text)
-    cli = Cli(tmp / "lab.toml")
+    return Cli(tmp / "lab.toml")
+
+
+def test_up_refuses_while_proc_hides_pids(tmp_path: Path) -> None:
+    """An accounts classroom's /proc (hidepid=2 with the web account's gid=): LXD fails to start containers
+    under it, so up says so first, with the fix, and leaves nothing that down cannot remove."""
+    cli = lab_toml(tmp_path)
+    before = limits.proc_options()
+    subprocess.run(["mount", "-o", "remount,hidepid=2,gid=65534", "/proc"], check=True)
+    try:
+        r = cli("classroom.up", "--seats", "1", check=False)
+    finally:  # a remount keeps the options it does not name: hidepid and gid named, back to what they were
+        subprocess.run(["mount", "-o", f"remount,hidepid=0,gid=0,{before}", "/proc"], check=True)
+        cli("classroom.down", timeout=300)
+    assert limits.proc_options() == before
+    assert r.returncode == 1 and "/proc is mounted with hidepid and gid=" in r.stderr, r.stdout + r.stderr
+    assert api(f"/1.0/projects/{PROJECT}") is None
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    cli = lab_toml(tmp_path_factory.mktemp("lxdroom"))
     try:
         member = Path(api("/1.0/cluster/members")[0]).name  # placed there by --target, as a trainer pins seats
         cli("classroom.up", "--seats", str(len(SEATS)), "--demo", "--target", member, timeout=1800)

@@ -123,6 +123,12 @@ def proc_options() -> str:
     return ""
 
 
+def hidden_but_to_a_group() -> bool:
+    """Whether /proc hides other users' processes from all but a group, as an accounts classroom mounts it."""
+    hidepid, gid = _hidepid(proc_options())
+    return hidepid not in ("0", "off") and gid != "0"
+
+
 def _hidepid(opts: str) -> tuple[str, str]:
     parts = dict(o.partition("=")[::2] for o in opts.split(","))
     return parts.get("hidepid", "0"), parts.get("gid", "0")

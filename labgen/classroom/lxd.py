@@ -27,7 +27,7 @@ import urllib.parse
 from pathlib import Path
 
 from ..errors import BackendFailed, InputError
-from . import runtime, sshd
+from . import limits, runtime, sshd
 from .lxdhost import BRIDGE, IMAGE, POOL, query
 from .seats import SHIM, Ran, Seat, SeatEngine
 
@@ -84,6 +84,12 @@ class LxdEngine(SeatEngine):
         seat image, and a bundle of the project's code and packages that each new seat gets."""
         from .seatimage import ensure_imported
 
+        if limits.hidden_but_to_a_group():  # hidepid alone is fine: with gid=, lxc's start fails (seen on LXD 5.0)
+            raise BackendFailed(
+                "/proc is mounted with hidepid and gid= (an accounts classroom on this server): LXD cannot "
+                "start containers under it",
+                "`classroom.down` that classroom, or set hidepid = false in its [classroom] and bring it up again",
+            )
         top = self.room.ssh_port + 999
         if self.room.ssh_port <= self.room.web_port <= top:
             raise InputError(
