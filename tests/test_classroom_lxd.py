@@ -117,10 +117,13 @@ def test_seats_are_apart(room: Cli) -> None:
 
 
 def ssh(seat: str, command: str, key: str | None = None, port: int | None = None) -> subprocess.CompletedProcess[str]:
-    argv = ["ssh", "-p", str(port or SSH_PORT + int(seat[-3:])), "-i", str(STATE / "keys" / (key or seat)),
+    return subprocess.run(ssh_argv(seat, command, key, port), capture_output=True, text=True, timeout=60, check=False)
+
+
+def ssh_argv(seat: str, command: str, key: str | None = None, port: int | None = None) -> list[str]:
+    return ["ssh", "-p", str(port or SSH_PORT + int(seat[-3:])), "-i", str(STATE / "keys" / (key or seat)),
             "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}",
             f"{seat}@127.0.0.1", command]  # fmt: skip
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_ssh_reaches_each_seat_on_its_own_port(room: Cli) -> None:
@@ -226,10 +229,12 @@ def test_an_exercise_for_all_and_a_reset(room: Cli) -> None:
 
 def test_a_seat_that_is_gone_shows_unreachable_and_the_others_carry_on(room: Cli, chrome: Any) -> None:
     """Its container stopped, as when the member that holds it is gone: its row says unreachable, the
-    other seats' rows and terminals go on; started again, a reset brings its lab back."""
+    other seats' rows and terminals go on. `up` again starts it, and keeps the other seats' ssh sessions;
+    a reset brings its lab back."""
     from selenium.webdriver.common.by import By
 
     subprocess.run(["lxc", "stop", "--force", "lseat001", "--project", PROJECT], check=True, timeout=120)
+    session = subprocess.Popen(ssh_argv("lseat002", "sleep 600"))  # a trainee's terminal, left open
     try:
         trainer(chrome)
         lab = lambda s: chrome.find_element(By.CSS_SELECTOR, f"#row-{s} .lab").text  # noqa: E731
@@ -237,8 +242,14 @@ def test_a_seat_that_is_gone_shows_unreachable_and_the_others_carry_on(room: Cli
         assert lab("lseat002") == "✓ up (nodes running)" and lab("lseat003") == "✓ up (nodes running)"
         r = ssh("lseat002", "invoke check")
         assert r.returncode == 0 and "0 problems" in r.stdout, r.stdout
+        room("classroom.up", "--seats", str(len(SEATS)), timeout=600)
+        assert api(f"/1.0/instances/lseat001?project={PROJECT}")["status"] == "Running"
+        assert session.poll() is None  # up restarted each seat's sshd, not the sessions it holds
     finally:
-        subprocess.run(["lxc", "start", "lseat001", "--project", PROJECT], check=True, timeout=120)
+        session.kill()
+        session.wait()
+        if api(f"/1.0/instances/lseat001?project={PROJECT}")["status"] != "Running":
+            subprocess.run(["lxc", "start", "lseat001", "--project", PROJECT], check=True, timeout=120)
     room("classroom.reset", "--seat", "1", timeout=600)
     r = in_seat("lseat001", "invoke", "check")
     assert r.returncode == 0, r.stdout

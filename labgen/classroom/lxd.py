@@ -14,28 +14,22 @@ with argv lists; state is read through `lxc query` (its REST API as JSON)."""
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import io
+import hashlib
 import ipaddress
 import json
-import re
+import shutil
 import subprocess
-import sysconfig
-import tarfile
 import time
 import urllib.parse
 from pathlib import Path
 
 from ..errors import BackendFailed, InputError
-from . import limits, runtime, sshd
-from .lxdhost import BRIDGE, IMAGE, POOL, query
+from . import limits, lxdfiles, sshd
+from .lxdfiles import CODE, PYTHON, SITE
+from .lxdhost import BRIDGE, IMAGE, POOL, classrooms, query
 from .seats import SHIM, Ran, Seat, SeatEngine
 
 UID = 1000  # the seat's user in its container, named like the seat
-CODE = "/opt/ovn-lab"  # the project inside a seat, its commands and its venv
-PYTHON = f"{CODE}/venv/bin/python3"
-SITE = f"{CODE}/venv/lib/{runtime.VERSION}/site-packages"
-DEPS = ("invoke", "jinja2", "tenacity", "rich")  # what a seat's lab runs (no web app, no libvirt in a seat)
 PATH = f"{CODE}/bin:{CODE}/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ETC = Path("/etc/ovn-classroom")  # in the seat: its sshd's config, host key and the seat's public key
 UNIT = "ovn-classroom-sshd.service"
@@ -45,7 +39,11 @@ After=network.target
 
 [Service]
 ExecStart=/usr/sbin/sshd -D -f {ETC}/sshd_config -E /var/log/ovn-classroom-sshd.log
+ExecReload=/bin/kill -HUP $MAINPID
+# its sessions (the trainee's terminal, the tmux server a login started) outlive a restart of sshd
+KillMode=process
 RuntimeDirectory=sshd
+RuntimeDirectoryPreserve=yes
 Restart=always
 
 [Install]
@@ -56,7 +54,10 @@ PROFILE_D = f'export PATH="{CODE}/bin:{CODE}/venv/bin:$PATH" OVN_LAB_CONFIG="$HO
 
 def lxc(*argv: str, input: str | bytes | None = None, timeout: float = 300, check: bool = True) -> Ran:
     data = input.encode() if isinstance(input, str) else input
-    r = subprocess.run(["lxc", *argv], input=data, capture_output=True, timeout=timeout, check=False)
+    try:
+        r = subprocess.run(["lxc", *argv], input=data, capture_output=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BackendFailed(f"lxc {' '.join(argv[:6])}: {e}", "sudo invoke doctor") from e
     out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
     if check and r.returncode:
         raise BackendFailed(f"lxc {' '.join(argv[:6])} failed: {err.strip()[-300:]}", "sudo invoke doctor")
@@ -122,27 +123,11 @@ class LxdEngine(SeatEngine):
         lxc(*self._p("profile", "edit", "default"), input=json.dumps(profile))
         ensure_imported("default")
         sshd.host_key(self.room)
-        self._bundle()
-
-    def _bundle(self) -> Path:
-        """The project's code, its commands, and the installed packages its dependencies need (the seat's
-        Python is of the same version), unpacked into each new seat: no network, no pip."""
-        path = self.room.base / "lxd-code.tar"
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for part in runtime.PARTS:
-                tar.add(runtime.CHECKOUT / part, arcname=f"code/{part}", filter=_no_cache)
-            for name, text in runtime.commands(PYTHON, CODE).items():
-                _add(tar, f"code/bin/{name}", text, 0o755)
-            _add(tar, "code/bin/login", f"#!{PYTHON}\n" + (Path(__file__).parent / "login.py").read_text(), 0o755)
-            _add(tar, "code/bin/login.json", json.dumps({"cgroups": []}))  # the container is the seat's limit
-            site = Path(sysconfig.get_paths()["purelib"])
-            for f in _package_files(DEPS):
-                tar.add(site / f, arcname=f"site/{f}", recursive=False, filter=_no_cache)
-        path.write_bytes(buf.getvalue())
-        return path
+        lxdfiles.bundle(self.room.base / "lxd-code.tar")
 
     def existing(self) -> list[Seat]:
+        if not shutil.which("lxc"):  # no LXD on this host (an up that failed at once): it holds no seat
+            return []
         names = query(f"/1.0/instances?project={self.project}") or []
         seats = []
         for url in names:
@@ -158,16 +143,20 @@ class LxdEngine(SeatEngine):
 
     def reach(self, seat: Seat) -> tuple[str, int]:
         """The proxy's port on the member that holds the seat (the classroom's address on a lone server)."""
-        member = query(f"/1.0/cluster/members/{self.where(seat)}") or {}
-        host = urllib.parse.urlsplit(member.get("url", "")).hostname or self.room.listen
+        where = self.where(seat)
+        member = query(f"/1.0/cluster/members/{urllib.parse.quote(where, safe='')}") if where != "?" else None
+        host = urllib.parse.urlsplit((member or {}).get("url", "")).hostname or self.room.listen
         with contextlib.suppress(ValueError):
             if ipaddress.ip_address(host).is_loopback:  # a lone server's cluster: the classroom's address
                 host = self.room.listen
         return host, self.room.ssh_port + seat.number
 
     def create(self, seat: Seat) -> None:
-        if query(f"/1.0/instances/{seat.name}?project={self.project}") is None:
+        inst = query(f"/1.0/instances/{seat.name}?project={self.project}")
+        if inst is None:
             lxc(*self._p("launch", IMAGE, seat.name, *(["--target", self.target] if self.target else [])))
+        elif inst.get("status") != "Running":  # after a reboot of its member, or its init died
+            lxc(*self._p("start", seat.name))
         deadline = time.monotonic() + 120
         while not (r := self._root(seat, ["id", "-u"])).ok:  # its init answers
             if time.monotonic() > deadline:
@@ -178,12 +167,15 @@ class LxdEngine(SeatEngine):
         if not self._root(seat, ["id", seat.name]).ok:
             self._root(seat, ["useradd", "--create-home", "--uid", str(UID), "--user-group", "--password", "*",
                               "--shell", "/bin/bash", seat.name], True)  # fmt: skip
-        if not self._root(seat, ["test", "-x", PYTHON]).ok:
-            self._root(seat, ["mkdir", "-p", f"{CODE}/venv"], True)
-            self._root(seat, ["python3", "-m", "venv", "--without-pip", f"{CODE}/venv"], True)
-            code = (self.room.base / "lxd-code.tar").read_bytes()
+        code = (self.room.base / "lxd-code.tar").read_bytes()
+        digest = hashlib.sha256(code).hexdigest()
+        if self._root(seat, ["cat", f"{CODE}/bundle.sha256"]).out.strip() != digest:  # new, changed or half-done
+            if not self._root(seat, ["test", "-x", PYTHON]).ok:
+                self._root(seat, ["mkdir", "-p", f"{CODE}/venv"], True)
+                self._root(seat, ["python3", "-m", "venv", "--without-pip", f"{CODE}/venv"], True)
             self._root(seat, ["tar", "-xf", "-", "-C", CODE, "--strip-components=1", "code"], True, code)
             self._root(seat, ["tar", "-xf", "-", "-C", SITE, "--strip-components=1", "site"], True, code)
+            self._root(seat, ["tee", f"{CODE}/bundle.sha256"], True, digest.encode())
         key = sshd.host_key(self.room)
         config = sshd.options_text(22, "127.0.0.1", ETC, ETC / "keys", [seat.name], Path(CODE) / "bin" / "login")
         etc = {
@@ -199,16 +191,19 @@ class LxdEngine(SeatEngine):
         }
         if not self._root(seat, ["test", "-e", f"{home}/lab.toml"]).ok:  # the trainee's edits of it stay
             etc[f"{home}/lab.toml"] = (Path(self.room.source).read_text(), 0o644, UID)
-        self._root(seat, ["tar", "-xf", "-", "-C", "/"], True, _tar(etc))
+        self._root(seat, ["tar", "-xf", "-", "-C", "/"], True, lxdfiles.tar_files(etc))
         self._root(seat, ["hostname", seat.name], True)
         self._root(seat, ["systemctl", "daemon-reload"], True)
         self._root(seat, ["systemctl", "enable", "--quiet", UNIT], True)
-        self._root(seat, ["systemctl", "restart", UNIT], True)
+        self._root(seat, ["systemctl", "reload-or-restart", UNIT], True)  # a running sshd rereads its config
         host, port = self.reach(seat)
         devices = (query(f"/1.0/instances/{seat.name}?project={self.project}") or {}).get("devices", {})
+        listen = f"listen=tcp:{host}:{port}"
         if "ssh" not in devices:
-            lxc(*self._p("config", "device", "add", seat.name, "ssh", "proxy", f"listen=tcp:{host}:{port}",
-                         "connect=tcp:127.0.0.1:22", "bind=host"))  # fmt: skip
+            lxc(*self._p("config", "device", "add", seat.name, "ssh", "proxy", listen, "connect=tcp:127.0.0.1:22",
+                         "bind=host"))  # fmt: skip
+        elif devices["ssh"].get("listen") != listen.removeprefix("listen="):  # listen changed, or it moved
+            lxc(*self._p("config", "device", "set", seat.name, "ssh", listen))
 
     def _public_key(self, seat: Seat) -> str:
         sshd.make_key(self.room, seat.name)
@@ -220,7 +215,8 @@ class LxdEngine(SeatEngine):
     def _root(self, seat: Seat, argv: list[str], check: bool = False, data: bytes | None = None) -> Ran:
         r = lxc(*self._p("exec", seat.name, "--", *argv), input=data, check=False)
         if check and not r.ok:
-            raise BackendFailed(f"seat {seat.name}: {' '.join(argv[:3])} failed: {r.why()}", f"lxc info {seat.name}")
+            raise BackendFailed(f"seat {seat.name}: {' '.join(argv[:3])} failed: {r.why()}",
+                                f"lxc info --project {self.project} {seat.name}")  # fmt: skip
         return r
 
     def run(self, seat: Seat, argv: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> Ran:
@@ -243,48 +239,11 @@ class LxdEngine(SeatEngine):
     def close(self) -> None:
         """After the last seat: the project and its profile, and the seat image in LXD unless another
         classroom's seats use it (its built file stays cached, and the next `up` imports it again)."""
+        if not shutil.which("lxc"):
+            return
         if query(f"/1.0/projects/{self.project}") is not None:
             lxc("project", "delete", self.project)
-        others = [p for p in query("/1.0/projects") or [] if "/ovn-classroom-" in p]
+        others = classrooms()
         image = query(f"/1.0/images/aliases/{IMAGE}")
         if image and not others:
             lxc("image", "delete", image["target"])
-
-
-def _package_files(names: tuple[str, ...]) -> list[str]:
-    """The installed files of `names` and of what they require, relative to site-packages."""
-    seen: set[str] = set()
-    files: list[str] = []
-    todo = list(names)
-    while todo:
-        dist = importlib.metadata.distribution(todo.pop())
-        key = dist.metadata["Name"].lower()
-        if key in seen:
-            continue
-        seen.add(key)
-        files += [str(f) for f in dist.files or [] if not str(f).startswith("..") and "__pycache__" not in str(f)]
-        for req in dist.requires or []:
-            name = re.match(r"[A-Za-z0-9._-]+", req)
-            if name and "extra ==" not in req:
-                todo.append(name.group())
-    return files
-
-
-def _add(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644, uid: int = 0) -> None:
-    data = text.encode()
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.uid, info.gid, info.mtime = len(data), mode, uid, uid, int(time.time())
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _tar(files: dict[str, tuple[str, int, int]]) -> bytes:
-    """Files as (text, mode, owner), for `tar -x -C /` as root in the seat: the directories they need too."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path, (text, mode, uid) in files.items():
-            _add(tar, path.lstrip("/"), text, mode, uid)
-    return buf.getvalue()
-
-
-def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info

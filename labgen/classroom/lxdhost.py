@@ -75,6 +75,17 @@ def query(path: str, timeout: float = 30) -> Any:
     return json.loads(r.stdout)
 
 
+def classrooms() -> list[str]:
+    """The LXD projects of classrooms on this host (`ovn-classroom-*`); none where LXD is absent or silent."""
+    if not shutil.which("lxc"):
+        return []
+    try:
+        projects = query("/1.0/projects", timeout=10) or []
+    except BackendFailed:
+        return []
+    return [name for p in projects if (name := p.rsplit("/", 1)[-1]).startswith("ovn-classroom-")]
+
+
 def bridge_problem(net: dict[str, Any] | None, subnet: ipaddress.IPv4Network | None = None) -> str | None:
     """What is wrong with the seats' bridge, as `GET /1.0/networks/BRIDGE` shows it."""
     if net is None:

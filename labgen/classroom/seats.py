@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import BackendFailed
 from . import limits, runtime, sshd
 from .config import Classroom
+from .lxdhost import classrooms
 
 MARK = "ovn-classroom"
 # the seat's tasks.py: `invoke` typed in the home finds the project's tasks in the checkout
@@ -129,6 +130,12 @@ class AccountsEngine(SeatEngine):
 
     def open(self, seats: list[Seat], web_gid: int) -> None:
         if self.room.hidepid:
+            if lxd := classrooms():  # under hidepid with gid=, LXD cannot start their containers
+                raise BackendFailed(
+                    f"LXD holds the classroom(s) {', '.join(lxd)} on this host; hidepid would stop LXD starting "
+                    "their containers",
+                    "`classroom.down` them, or set hidepid = false in [classroom]",
+                )
             limits.hide_pids(self.room.state, web_gid)
         for s in seats:
             sshd.make_key(self.room, s.name)
