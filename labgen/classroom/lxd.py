@@ -14,6 +14,7 @@ with argv lists; state is read through `lxc query` (its REST API as JSON)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import json
@@ -125,6 +126,12 @@ class LxdEngine(SeatEngine):
         sshd.host_key(self.room)
         lxdfiles.bundle(self.room.base / "lxd-code.tar")
 
+    @functools.cached_property
+    def _bundle(self) -> tuple[bytes, str]:
+        """The bundle prepare() made, and its digest: read once for all the seats of an up."""
+        code = (self.room.base / "lxd-code.tar").read_bytes()
+        return code, hashlib.sha256(code).hexdigest()
+
     def existing(self) -> list[Seat]:
         if not shutil.which("lxc"):  # no LXD on this host (an up that failed at once): it holds no seat
             return []
@@ -167,8 +174,7 @@ class LxdEngine(SeatEngine):
         if not self._root(seat, ["id", seat.name]).ok:
             self._root(seat, ["useradd", "--create-home", "--uid", str(UID), "--user-group", "--password", "*",
                               "--shell", "/bin/bash", seat.name], True)  # fmt: skip
-        code = (self.room.base / "lxd-code.tar").read_bytes()
-        digest = hashlib.sha256(code).hexdigest()
+        code, digest = self._bundle
         if self._root(seat, ["cat", f"{CODE}/bundle.sha256"]).out.strip() != digest:  # new, changed or half-done
             if not self._root(seat, ["test", "-x", PYTHON]).ok:
                 self._root(seat, ["mkdir", "-p", f"{CODE}/venv"], True)
@@ -197,7 +203,7 @@ class LxdEngine(SeatEngine):
         self._root(seat, ["systemctl", "enable", "--quiet", UNIT], True)
         self._root(seat, ["systemctl", "reload-or-restart", UNIT], True)  # a running sshd rereads its config
         host, port = self.reach(seat)
-        devices = (query(f"/1.0/instances/{seat.name}?project={self.project}") or {}).get("devices", {})
+        devices = (inst or {}).get("devices", {})  # its own devices: launch and start add none
         listen = f"listen=tcp:{host}:{port}"
         if "ssh" not in devices:
             lxc(*self._p("config", "device", "add", seat.name, "ssh", "proxy", listen, "connect=tcp:127.0.0.1:22",

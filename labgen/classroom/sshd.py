@@ -146,11 +146,15 @@ def stop(room: Classroom) -> None:
 
 def ssh_argv(room: Classroom, seat: str, known_hosts: Path, reach: tuple[str, int]) -> list[str]:
     """ssh to the seat where its engine says it answers, with the seat's key (the way the web app reaches it)."""
+    return ["ssh", *to_seat(seat, private_key(room, seat), known_hosts, reach)]
+
+
+def to_seat(seat: str, key: Path, known_hosts: Path, reach: tuple[str, int]) -> list[str]:
+    """ssh's options and destination for a seat: its key only, its sshd's host key only, never a prompt."""
     host, port = reach
     return [
-        "ssh", "-p", str(port), "-i", str(private_key(room, seat)), "-o", "BatchMode=yes",
-        "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-        f"{seat}@{host}",
+        "-p", str(port), "-i", str(key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes", f"{seat}@{host}",
     ]  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from . import webterm
 from .handover import Handover
 from .rows import PARALLEL, Rows
+from .sshd import to_seat
 from .webauth import COOKIE, Limiter, Session, Signer
 
 HERE = Path(__file__).parent
@@ -54,13 +55,9 @@ class App:
             f.write(f"{stamp} {line}\n")
 
     def ssh(self, seat: str, *command: str, tty: bool = False) -> list[str]:
-        host, port = self.conf["reach"][seat]
-        return [
-            "ssh", *(["-tt"] if tty else ["-T"]), "-F", "/dev/null", "-p", str(port),
-            "-i", str(self.home / "keys" / seat), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-            "-o", f"UserKnownHostsFile={self.home / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
-            f"{seat}@{host}", *command,
-        ]  # fmt: skip
+        key, known = self.home / "keys" / seat, self.home / "known_hosts"  # the web account's copies
+        reach = tuple(self.conf["reach"][seat])
+        return ["ssh", "-tt" if tty else "-T", "-F", "/dev/null", *to_seat(seat, key, known, reach), *command]
 
     async def run(self, seat: str, command: str, timeout: float = 120) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
