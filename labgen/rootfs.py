@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import BackendFailed
 
 CACHE = Path("/var/cache/ovn-lab")  # root's: the downloaded packages (debs/) and images built as root
 SUITE = "bookworm"
+BASE = CACHE / f"base-{SUITE}.tar"
 
 
 def host_mirror() -> str:
@@ -41,14 +43,65 @@ def run(argv: list[str], log: Path, **kw: object) -> None:
         raise BackendFailed(f"{' '.join(argv[:3])} ... failed (exit {r.returncode})", f"see {log}", tail)
 
 
-def debootstrap(root: Path, cache: Path, mirror: str, log: Path, packages: list[str]) -> None:
-    """A fresh minbase root at `root` with `packages`; the .debs are kept in `cache`/debs for the next."""
+def base(mirror: str, log: Path) -> Path:
+    """The one debootstrap: a bare minbase root, kept as a tarball that every image (the box, the seat image),
+    the bundle's package resolution and the offline test start from. Made when missing; `.ci/run` removes
+    it first, so that each run makes it once and shares it."""
+    if BASE.exists():
+        return BASE
+    work = BASE.with_suffix(".d")
+    shutil.rmtree(work, ignore_errors=True)
+    debs = CACHE / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    run(["debootstrap", "--variant=minbase", f"--cache-dir={debs}", SUITE, str(work), mirror], log)
+    part = BASE.with_suffix(".part")
+    run(["tar", "--numeric-owner", "-C", str(work), "-cf", str(part), "."], log)
+    part.rename(BASE)
+    shutil.rmtree(work)
+    return BASE
+
+
+def unpack_base(root: Path, mirror: str, log: Path) -> None:
+    """A fresh copy of the base root at `root`."""
+    tarball = base(mirror, log)
     if root.exists():
         shutil.rmtree(root)
-    debs = cache / "debs"
-    debs.mkdir(parents=True, exist_ok=True)
-    argv = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}", f"--include={','.join(packages)}"]
-    run([*argv, SUITE, str(root), mirror], log)
+    root.mkdir(parents=True)
+    run(["tar", "--numeric-owner", "-C", str(root), "-xf", str(tarball)], log)
+
+
+@contextmanager
+def mounted(root: Path, cache: Path | None = None) -> Iterator[None]:
+    """/proc for maintainer scripts, `cache`/debs as apt's archives (shared by every build), and a
+    policy-rc.d: a package's service must not start inside a chroot (on this host's kernel)."""
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    done: list[Path] = []
+    try:
+        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+        done.append(root / "proc")
+        if cache is not None:
+            (cache / "debs").mkdir(parents=True, exist_ok=True)
+            archives = root / "var/cache/apt/archives"
+            subprocess.run(["mount", "--bind", str(cache / "debs"), str(archives)], check=True)
+            done.append(archives)
+        yield
+    finally:
+        for m in reversed(done):
+            subprocess.run(["umount", "-l", str(m)], check=False)
+        policy.unlink(missing_ok=True)
+
+
+def debootstrap(root: Path, cache: Path, mirror: str, log: Path, packages: list[str]) -> None:
+    """A fresh root at `root`: the base, then `packages` (without recommends, as debootstrap --include
+    installed them). The .debs are kept in `cache`/debs for the next build."""
+    unpack_base(root, mirror, log)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
+    apt = ["chroot", str(root), "apt-get", "-q", "-o", "APT::Install-Recommends=false"]
+    with mounted(root, cache):
+        run([*apt, "update"], log, env=env)
+        run([*apt, "install", "-y", *packages], log, env=env)
 
 
 def chroot_runner(root: Path, log: Path) -> Callable[..., None]:
@@ -80,7 +133,9 @@ def slim(root: Path) -> None:
     for d in ("usr/share/doc", "usr/share/man", "usr/share/info"):
         shutil.rmtree(root / d, ignore_errors=True)
         (root / d).mkdir()
-    for p in [*(root / "var/lib/apt/lists").glob("*_Packages"), *(root / "var/cache/apt/archives").glob("*.deb")]:
+    # apt's lists and caches (apt-get update in the chroot made them): a node never installs, and they are big
+    lists = [p for p in (root / "var/lib/apt/lists").glob("*_*") if p.is_file()]
+    for p in [*lists, *(root / "var/cache/apt").glob("*.bin"), *(root / "var/cache/apt/archives").glob("*.deb")]:
         p.unlink()
     for p in (root / "usr/share/locale").iterdir():
         if not p.name.startswith("en") and p.name != "locale.alias":
