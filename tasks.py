@@ -85,6 +85,18 @@ def box(c, name=None, force=False, config=CONFIG):
     call("labgen.backends.vagrant.box:build_lab_box", config, name, force=force)
 
 
+@task(
+    help={
+        "dir": "the bundle's folder (e.g. on a USB stick)",
+        "verify": "check DIR against its manifest: names each missing or damaged file",
+        "config": CONFIG_HELP,
+    }
+)
+def bundle(c, dir, verify=False, config=CONFIG):
+    """Everything setup downloads (packages, wheels, npm, box, seat image) into DIR: scripts/setup --from DIR."""
+    call("labgen.bundle:main", dir, config, verify)
+
+
 @task
 def setup(c):
     """Install the host prerequisites (apt, and pip into .venv), start libvirtd, join the libvirt group (sudo)."""
@@ -246,25 +258,8 @@ def classroom_cards(c, config=CONFIG):
     call("labgen.classroom.actions:cards", config)
 
 
-ns = Collection(
-    up,
-    demo,
-    status,
-    exec_,
-    ssh,
-    teardown,
-    render,
-    box,
-    setup,
-    validate,
-    doctor,
-    check,
-    graph,
-    trace,
-    capture,
-    snapshot,
-    ssh_config,
-)
+lab_tasks = [up, demo, status, exec_, ssh, teardown, render, box, bundle, setup, validate, doctor, check]
+ns = Collection(*lab_tasks, graph, trace, capture, snapshot, ssh_config)
 ns.add_collection(Collection("exercise", exercise_list, exercise_start, exercise_check, exercise_hint, exercise_solve))
 
 

@@ -571,6 +571,7 @@ def test_every_task_makes_one_labgen_call_that_exists(monkeypatch: pytest.Monkey
         "start": ("x",),
         "exercise": ("x",),
         "trace": ("vm1", "vm3"),
+        "bundle": ("/tmp/b",),
     }
     for name in tasks.ns.task_names:
         if name == "setup":

@@ -106,6 +106,11 @@ class Backend(ABC):
     def remove_box(self, log: Log) -> None:
         """Remove the lab's base image too (teardown --box); nothing for backends without one."""
 
+    def carried(self) -> list[tuple[str, str, Path]]:
+        """What this backend builds rather than downloads, for a bundle to carry (labgen/bundle.py): (the
+        bundle's part, a name, the file), each built now where missing. Nothing for backends that build none."""
+        return []
+
     def after_install(self) -> None:
         """After the first provisioning stage (the vagrant backend switches to root ssh there)."""
 

@@ -138,6 +138,17 @@ class VagrantBackend(Backend):
             }
         return Kernel(paths["vmlinuz"], paths["initrd.img"], m[1] if m else "root=/dev/vda rw console=ttyS0")
 
+    def carried(self) -> list[tuple[str, str, Path]]:
+        """The lab's own box, built here where it is missing; a public box comes from its own source."""
+        from .box import box_file, build_box
+
+        name = self.lab.vagrant.box
+        if name != OWN_BOX:
+            return []
+        if not box_file(name).exists():
+            build_box(name)
+        return [("box", name, box_file(name))]
+
     def create(self, log: Log) -> None:
         if self.box_dir() is None:
             if self.lab.vagrant.box != OWN_BOX:
