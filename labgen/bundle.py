@@ -142,6 +142,7 @@ def root_half(dest: Path) -> None:
         "bundle: the packages are resolved in a clean Debian root (chroot) and the seat image is made with "
         "debootstrap, which need root: sudo runs that part (it may ask for your password); the files will be yours"
     )
+    sys.stdout.flush()  # this half's lines before sudo's
     me = [sys.executable, "-m", "labgen.bundle", str(dest), str(os.getuid()), str(os.getgid())]
     r = subprocess.run(["sudo", "--", "env", f"PYTHONPATH={CHECKOUT}", *me], check=False)
     if r.returncode:
