@@ -31,6 +31,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 MANIFEST = "MANIFEST"
 PARTS = ("debs", "wheels", "npm", "box", "seat")
 NPM_FILES = ("package.json", "package-lock.json")
+TARGET = "debian 12 amd64, Python 3.11"  # what scripts/setup --from installs onto (its apt-source checks it)
 
 
 def apt_packages() -> list[str]:
@@ -65,10 +66,16 @@ def main(path: str, config: str, check: bool = False) -> None:
 
 def make(out: str, config: str) -> None:
     dest = Path(out).resolve()
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"bundle {visible(str(dest))}: is a file, not a folder", "name a new folder")
     if dest.exists() and any(p.name not in (*PARTS, MANIFEST) for p in dest.iterdir()):
         raise InputError(f"bundle {visible(str(dest))}: holds other files than a bundle's", "name a new folder")
+    if (host := this_host()) != TARGET:
+        raise InputError(f"bundle: this host is {host}, and a bundle is made for {TARGET}", "make it on " + TARGET)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / MANIFEST).unlink(missing_ok=True)  # a bundle being made verifies as nothing until it is whole
+    for part in PARTS:  # a part this run does not write (a public box now) must not stay from the last
+        shutil.rmtree(dest / part, ignore_errors=True)
     log = _log()
     t0 = time.monotonic()
     print(f"bundle {dest}: the user half (wheels, npm, box); log: {log}")
@@ -81,6 +88,15 @@ def make(out: str, config: str) -> None:
     parts = ", ".join(f"{part} {sizes[part] / 2**20:.0f} MiB" for part in PARTS)
     print(f"bundle {dest}: {sum(sizes.values()) / 2**20:.0f} MiB in {time.monotonic() - t0:.0f} s ({parts})")
     print(f"  on a machine with no network: bash scripts/setup --from {dest}")
+
+
+def this_host() -> str:
+    """Its release, architecture and Python: the wheels are built for this Python, the packages for the
+    release, so a bundle made elsewhere would not install at the venue."""
+    os_release = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line)
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    name = f"{os_release.get('ID', '?').strip(chr(34))} {os_release.get('VERSION_ID', '?').strip(chr(34))}"
+    return f"{name} {arch}, Python {sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def _log() -> Path:
@@ -154,12 +170,15 @@ def root_parts(dest: Path, owner: tuple[int, int] | None = None) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     print(f"bundle {dest}: the root half (debs, seat image); log: {log}")
-    debs(dest / "debs", log)
-    seat(dest / "seat")
-    if owner:
-        for part in ("debs", "seat"):
-            for p in [dest / part, *(dest / part).rglob("*")]:
-                os.chown(p, *owner)
+    try:
+        debs(dest / "debs", log)
+        seat(dest / "seat")
+    finally:  # the user's even when a part failed: they can remove their folder
+        if owner is not None:
+            for part in ("debs", "seat"):
+                top = dest / part
+                for p in [top, *top.rglob("*")] if top.exists() else []:
+                    os.chown(p, *owner)
 
 
 def sources(mirror: str) -> str:
@@ -176,10 +195,10 @@ def debs(dest: Path, log: Path) -> None:
     apt = ["chroot", str(root), "apt-get", "-q"]
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        with mounted(root):
+        with mounted(root, log):
             run([*apt, "update"], log, env=env)
-            q = ["chroot", str(root), "dpkg-query", "-W", "-f", "${Package}\n"]
-            base = subprocess.run(q, capture_output=True, text=True, check=True).stdout.split()
+            base = [p.name for p in (root / "var/lib/dpkg/info").glob("*.list")]
+            base = sorted({name.removesuffix(".list").split(":")[0] for name in base})
             # --reinstall: the base's own packages are fetched too, at their newest
             run([*apt, "install", "-y", "--download-only", "--reinstall", *base, *apt_packages()], log, env=env)
         _fresh(dest)
@@ -196,7 +215,10 @@ def index(debs: Path) -> None:
     """A Packages file, as dpkg-scanpackages writes it (that is dpkg-dev's, which a clean machine lacks)."""
     stanzas = []
     for deb in sorted(debs.glob("*.deb")):
-        control = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True).stdout
+        r = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True)
+        if r.returncode:
+            raise BackendFailed(f"bundle: {deb.name} is no package ({r.stderr.strip()})", "invoke bundle DIR again")
+        control = r.stdout
         meta = f"Filename: ./{deb.name}\nSize: {deb.stat().st_size}\nSHA256: {sha256(deb)}\n"
         stanzas.append(control.rstrip("\n") + "\n" + meta)
     (debs / "Packages").write_text("\n".join(stanzas))
@@ -208,9 +230,8 @@ def seat(dest: Path) -> None:
     image = build(print)
     fingerprint(image)  # its .sha256 beside it, so that setup --from leaves nothing to recompute
     _fresh(dest)
-    for p in image.parent.iterdir():
-        if p.name.startswith(image.name.split(".")[0]) or p.name == "metadata.yaml":
-            shutil.copy2(p, dest / p.name)
+    for p in (image, image.with_suffix(".sha256")):  # the image and its digest, nothing half-built
+        shutil.copy2(p, dest / p.name)
     print(f"  seat image: {image.name} ({image.stat().st_size >> 20} MiB)")
 
 
@@ -228,8 +249,16 @@ def verify(path: str) -> None:
     if not manifest.is_file():
         raise InputError(f"{visible(str(dest))}: no {MANIFEST}, so not a whole bundle", "invoke bundle DIR makes one")
     missing, damaged, size = [], [], 0
-    for line in manifest.read_text().splitlines():
-        digest, rel = line.split("  ", 1)
+    listed: dict[str, str] = {}
+    for n, line in enumerate(manifest.read_text().splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise InputError(f"{visible(str(manifest))}:{n}: not a checksum line", "copy the bundle again")
+        listed[rel] = digest
+    # a cut manifest would check only what it still names: every file of the bundle must be in it
+    present = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and p != manifest)
+    unlisted = [rel for rel in present if rel not in listed]
+    for rel, digest in listed.items():
         p = dest / rel
         if not p.is_file():
             missing.append(rel)
@@ -237,11 +266,12 @@ def verify(path: str) -> None:
             damaged.append(rel)
         else:
             size += p.stat().st_size
-    if missing or damaged:
+    if missing or damaged or unlisted:
         named = [*(f"missing: {r}" for r in missing), *(f"damaged: {r}" for r in damaged)]
+        named += [f"not in the manifest (a cut one?): {r}" for r in unlisted]
         raise InputError(
-            f"bundle {visible(str(dest))}: {len(missing)} file(s) missing, {len(damaged)} damaged "
-            f"({visible(', '.join([*missing, *damaged][:5]))})",
+            f"bundle {visible(str(dest))}: {len(missing)} file(s) missing, {len(damaged)} damaged, "
+            f"{len(unlisted)} not in the manifest ({visible(', '.join([*missing, *damaged, *unlisted][:5]))})",
             "copy the bundle again from a good copy, or make it again: invoke bundle DIR",
             "\n".join(visible(n) for n in named),
         )

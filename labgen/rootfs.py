@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from .errors import BackendFailed
 CACHE = Path("/var/cache/ovn-lab")  # root's: the downloaded packages (debs/) and images built as root
 SUITE = "bookworm"
 BASE = CACHE / f"base-{SUITE}.tar"
+BASE_MAX_AGE = 7 * 24 * 3600
 
 
 def host_mirror() -> str:
@@ -46,8 +48,9 @@ def run(argv: list[str], log: Path, **kw: object) -> None:
 def base(mirror: str, log: Path) -> Path:
     """The one debootstrap: a bare minbase root, kept as a tarball that every image (the box, the seat image),
     the bundle's package resolution and the offline test start from. Made when missing; `.ci/run` removes
-    it first, so that each run makes it once and shares it."""
-    if BASE.exists():
+    it first, so that each run makes it once and shares it. Older than a week, it is made again: the images
+    would otherwise keep its package versions for good."""
+    if BASE.exists() and time.time() - BASE.stat().st_mtime < BASE_MAX_AGE:
         return BASE
     work = BASE.with_suffix(".d")
     shutil.rmtree(work, ignore_errors=True)
@@ -71,20 +74,25 @@ def unpack_base(root: Path, mirror: str, log: Path) -> None:
 
 
 @contextmanager
-def mounted(root: Path, cache: Path | None = None) -> Iterator[None]:
-    """/proc for maintainer scripts, `cache`/debs as apt's archives (shared by every build), and a
-    policy-rc.d: a package's service must not start inside a chroot (on this host's kernel)."""
+def mounted(root: Path, log: Path, cache: Path | None = None) -> Iterator[None]:
+    """/proc for maintainer scripts, `cache`/debs as apt's archives (shared by every build), this host's
+    resolver as it is now (the base keeps the one of the day it was made), and a policy-rc.d: a package's
+    service must not start inside a chroot (on this host's kernel)."""
+    resolv = root / "etc/resolv.conf"
+    resolv.unlink(missing_ok=True)
+    if Path("/etc/resolv.conf").exists():
+        shutil.copy("/etc/resolv.conf", resolv)
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     done: list[Path] = []
     try:
-        subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+        run(["mount", "-t", "proc", "proc", str(root / "proc")], log)
         done.append(root / "proc")
         if cache is not None:
             (cache / "debs").mkdir(parents=True, exist_ok=True)
             archives = root / "var/cache/apt/archives"
-            subprocess.run(["mount", "--bind", str(cache / "debs"), str(archives)], check=True)
+            run(["mount", "--bind", str(cache / "debs"), str(archives)], log)
             done.append(archives)
         yield
     finally:
@@ -99,7 +107,7 @@ def debootstrap(root: Path, cache: Path, mirror: str, log: Path, packages: list[
     unpack_base(root, mirror, log)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
     apt = ["chroot", str(root), "apt-get", "-q", "-o", "APT::Install-Recommends=false"]
-    with mounted(root, cache):
+    with mounted(root, log, cache):
         run([*apt, "update"], log, env=env)
         run([*apt, "install", "-y", *packages], log, env=env)
 
