@@ -151,7 +151,7 @@ class LxdEngine(SeatEngine):
 
     def where(self, seat: Seat) -> str:
         # from the list, which the database answers: GET of one instance asks its member, and one that is
-        # gone fails it after 10 s ("Missing event connection with target cluster member")
+        # gone fails it ("Missing event connection with target cluster member")
         found = query(f"/1.0/instances?recursion=1&project={self.project}") or []
         return next((str(i.get("location") or "?") for i in found if i.get("name") == seat.name), "?")
 
