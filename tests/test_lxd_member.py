@@ -100,6 +100,8 @@ def test_seats_land_on_both_members(room: Cli, second: str) -> None:
     for seat in rows:
         r = ssh(room, seat, "hostname; invoke check")
         assert r.returncode == 0 and r.stdout.startswith(seat) and "0 problems" in r.stdout, r.stdout + r.stderr
+    used = api(f"/1.0/instances/{NAME}/state")["memory"]["usage"] >> 20
+    print(f"\nthe member with its lxd and one seat, lab up: {used} MiB")
 
 
 def test_a_stopped_member_s_seats_are_unreachable_and_the_others_carry_on(room: Cli) -> None:
