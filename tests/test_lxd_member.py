@@ -82,9 +82,9 @@ def status(room: Cli) -> dict[str, dict[str, Any]]:
     return {r["seat"]: r for r in json.loads(room("classroom.status", "--json", timeout=300).stdout)["seats"]}
 
 
-def ssh(room: Cli, seat: str, command: str) -> subprocess.CompletedProcess[str]:
-    """As the trainee and the web app reach a seat: ssh to the address and port status gives."""
-    host, port = status(room)[seat]["ssh"].rsplit(":", 1)
+def ssh(rows: dict[str, dict[str, Any]], seat: str, command: str) -> subprocess.CompletedProcess[str]:
+    """As the trainee and the web app reach a seat: ssh to the address and port its status row gives."""
+    host, port = rows[seat]["ssh"].rsplit(":", 1)
     argv = ["ssh", "-p", port, "-i", str(STATE / "keys" / seat), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", "ConnectTimeout=10", "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}", f"{seat}@{host}",
             command]  # fmt: skip
@@ -98,7 +98,7 @@ def test_seats_land_on_both_members(room: Cli, second: str) -> None:
     assert rows["mseat002"]["ssh"] == f"{second}:{SSH_PORT + 2}"  # the proxy listens in the member
     assert ipaddress.ip_address(rows["mseat001"]["ssh"].rsplit(":", 1)[0]).is_loopback  # the classroom's address
     for seat in rows:
-        r = ssh(room, seat, "hostname; invoke check")
+        r = ssh(rows, seat, "hostname; invoke check")
         assert r.returncode == 0 and r.stdout.startswith(seat) and "0 problems" in r.stdout, r.stdout + r.stderr
     used = api(f"/1.0/instances/{NAME}/state")["memory"]["usage"] >> 20
     print(f"\nthe member with its lxd and one seat, lab up: {used} MiB")
@@ -114,8 +114,8 @@ def test_a_stopped_member_s_seats_are_unreachable_and_the_others_carry_on(room: 
     assert rows["mseat002"]["lab"] == "?" and not rows["mseat002"]["terminal"], rows
     assert "error" in rows["mseat002"] and rows["mseat002"]["where"] == NAME, rows
     assert rows["mseat001"]["lab"] == "up" and rows["mseat001"]["terminal"], rows
-    assert ssh(room, "mseat002", "true").returncode == 255  # the web app's way in: nothing answers
-    r = ssh(room, "mseat001", "invoke check")
+    assert ssh(rows, "mseat002", "true").returncode == 255  # the web app's way in: nothing answers
+    r = ssh(rows, "mseat001", "invoke check")
     assert r.returncode == 0 and "0 problems" in r.stdout, r.stdout + r.stderr
     t0 = time.monotonic()
     lxc("start", NAME)
