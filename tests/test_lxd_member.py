@@ -2,7 +2,8 @@
 member in a container with nesting that runs its own lxd (labgen/classroom/member.py), joined on the
 cluster's host-only bridge. Seats land on both members; the member that does not hold the database stops,
 its seats show as unreachable and the other member's seats go on; once it is back, `down` leaves nothing.
-The member and everything it made are removed even when a test fails. The classroom is `mseat`."""
+The member and everything it made are removed even when a test fails. The classroom is `mseat`; its
+dashboard is watched in a headless Chromium while the member goes."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from typing import Any
 import pytest
 
 from labgen.classroom import lxdhost, member
+from tests import browser
 from tests.e2e import ROOT, Cli
-from tests.test_classroom_lxd import MISSING, api
+from tests.test_classroom_lxd import ARTIFACTS, MISSING, api, served, trainer, wait
 
 pytestmark = [pytest.mark.lxd, pytest.mark.skipif(bool(MISSING), reason=MISSING)]
 NAME = "ovnlab-member"
@@ -26,6 +28,7 @@ PREFIX = "mseat"
 PROJECT = f"ovn-classroom-{PREFIX}"
 SSH_PORT, WEB_PORT = 22922, 28280
 STATE = Path("/var/lib/ovn-classroom") / PREFIX / "state"
+URL = f"http://127.0.0.1:{WEB_PORT}"
 
 
 def lxc(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -78,6 +81,14 @@ def room(second: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]
         cli("classroom.down", check=False, timeout=600)
 
 
+@pytest.fixture(scope="module")
+def chrome(room: Cli) -> Iterator[Any]:
+    if browser.missing():
+        pytest.skip(browser.missing())
+    with served(room, URL) as driver:
+        yield driver
+
+
 def status(room: Cli) -> dict[str, dict[str, Any]]:
     return {r["seat"]: r for r in json.loads(room("classroom.status", "--json", timeout=300).stdout)["seats"]}
 
@@ -104,13 +115,27 @@ def test_seats_land_on_both_members(room: Cli, second: str) -> None:
     print(f"\nthe member with its lxd and one seat, lab up: {used} MiB")
 
 
-def test_a_stopped_member_s_seats_are_unreachable_and_the_others_carry_on(room: Cli) -> None:
+def test_a_stopped_member_s_seats_are_unreachable_and_the_others_carry_on(room: Cli, chrome: Any) -> None:
+    """On the dashboard (the web app watches each seat over ssh) and in `classroom.status`."""
+    from selenium.webdriver.common.by import By
+
     roles = {m: r["roles"] for m, r in member.members().items()}
     assert "database" not in roles[NAME] and "database-leader" in roles[here()], roles
+    trainer(chrome, URL, STATE)
+    lab = lambda s: chrome.find_element(By.CSS_SELECTOR, f"#row-{s} .lab").text  # noqa: E731
+    wait("both seats up on the dashboard", lambda: lab("mseat001") == lab("mseat002") == "✓ up (nodes running)")
+    where = {s: chrome.find_element(By.CSS_SELECTOR, f"#row-{s} .where").text for s in ("mseat001", "mseat002")}
+    assert where == {"mseat001": here(), "mseat002": NAME}
     t0 = time.monotonic()
     lxc("stop", NAME)  # its seats stop with it; its lxd starts them again when it is back
+    wait("seat 2 unreachable on the dashboard", lambda: lab("mseat002").startswith("✗ unreachable"), timeout=120)
+    print(f"\nmember stopped, its seat unreachable on the dashboard: {time.monotonic() - t0:.1f} s")
+    assert lab("mseat001") == "✓ up (nodes running)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    chrome.save_screenshot(str(ARTIFACTS / "lxd-member-gone.png"))
+    t0 = time.monotonic()
     rows = status(room)
-    print(f"\nmember stopped, status of the room: {time.monotonic() - t0:.1f} s")
+    print(f"\nthe room's status with the member stopped: {time.monotonic() - t0:.1f} s")
     assert rows["mseat002"]["lab"] == "?" and not rows["mseat002"]["terminal"], rows
     assert "error" in rows["mseat002"] and rows["mseat002"]["where"] == NAME, rows
     assert rows["mseat001"]["lab"] == "up" and rows["mseat001"]["terminal"], rows
