@@ -38,8 +38,9 @@ def doctor(config: str | Path) -> bool:
         err = probe.check()
         lines.append(("fail" if err else "ok", f"lab: {probe.name}", err or "", probe.fix if err else ""))
     if shutil.which("lxd"):  # the classroom's lxd engine: informs, since no lab's backend needs it
-        subnet = ipaddress.IPv4Network(load_classroom(config).lxd_subnet)
-        for probe in lxdhost.probes(subnet):
+        room = load_classroom(config)
+        nets = (ipaddress.IPv4Network(room.lxd_subnet), ipaddress.IPv4Network(room.lxd_cluster_subnet))
+        for probe in lxdhost.probes(*nets):
             err = probe.check()
             detail = err or (probe.detail() if probe.detail else "")
             lines.append(("warn" if err else "ok", f"lxd: {probe.name}", detail, probe.fix if err else ""))

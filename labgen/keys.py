@@ -176,6 +176,9 @@ KEYS: tuple[Key, ...] = (
         "name", default=False),
     Key("classroom", "lxd_subnet", str, "the LXD seats' bridge (`scripts/setup --lxd`): a subnet nothing on the "
         "hosts uses; the bridge routes nothing out", default="10.251.77.0/24", value="network"),
+    Key("classroom", "lxd_cluster_subnet", str, "the LXD cluster's own bridge `ovnlab-mgmt0` on this host "
+        "(`scripts/setup --lxd`): its first address is the cluster's, the next ones members in containers; "
+        "only the host and they reach it", default="10.252.77.0/24", value="network"),
 )
 # fmt: on
 

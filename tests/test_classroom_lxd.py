@@ -141,9 +141,15 @@ def test_ssh_reaches_each_seat_on_its_own_port(room: Cli) -> None:
 
 @pytest.fixture(scope="module")
 def chrome(room: Cli) -> Iterator[Any]:
-    """classroom.serve (unprivileged, on 127.0.0.1) and a headless Chromium that reaches only it."""
     if browser.missing():
         pytest.skip(browser.missing())
+    with served(room, URL) as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def served(room: Cli, url: str) -> Iterator[Any]:
+    """classroom.serve (unprivileged, on 127.0.0.1) and a headless Chromium that reaches only it."""
     log = (room.config.parent / "serve.log").open("ab")
     serve = subprocess.Popen([sys.executable, "-m", "invoke", "classroom.serve", "--config", str(room.config)],
                              cwd=ROOT, stdout=log, stderr=log)  # fmt: skip
@@ -151,7 +157,7 @@ def chrome(room: Cli) -> Iterator[Any]:
     driver = None
     try:
         deadline = time.monotonic() + 30
-        while not _answers(f"{URL}/"):
+        while not _answers(f"{url}/"):
             assert time.monotonic() < deadline, (room.config.parent / "serve.log").read_text()
             time.sleep(0.2)
         driver = browser.chromium(tmp)
@@ -178,14 +184,14 @@ def wait(what: str, ok: Any, timeout: float = 30) -> None:
         time.sleep(0.3)
 
 
-def trainer(chrome: Any) -> None:
+def trainer(chrome: Any, url: str = URL, state: Path = STATE) -> None:
     """The dashboard, signed in with the trainer's token."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    chrome.get(f"{URL}/trainer")
+    chrome.get(f"{url}/trainer")
     for field in chrome.find_elements(By.ID, "token"):
-        field.send_keys((STATE / "trainer-token").read_text() + Keys.ENTER)
+        field.send_keys((state / "trainer-token").read_text() + Keys.ENTER)
     wait("the dashboard", lambda: chrome.find_elements(By.ID, "room"))
 
 

@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.lxd, pytest.mark.skipif(bool(MISSING), reason=MISSING)
 SEAT = "ovnlab-lxdtest"  # the test's own container, in LXD's default project
 USER = "trainee"
 GATEWAY = str(next(ipaddress.IPv4Network(default("classroom.lxd_subnet")).hosts()))  # setup's default
+CLUSTER = str(lxdhost.mgmt_address(ipaddress.IPv4Network(default("classroom.lxd_cluster_subnet"))).ip)
 
 
 def lxc(*argv: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -67,7 +68,7 @@ def test_the_preseeds_settings() -> None:
     for line in ('ipv4.nat: "false"', 'ipv4.routing: "false"', f"ipv4.address: {GATEWAY}/24", "ipv6.address: none"):
         assert line in net
     assert lxc("config", "get", "images.auto_update_interval").stdout.strip() == "0"
-    assert lxc("config", "get", "cluster.https_address").stdout.strip() == f"{lxdhost.LOOPBACK}:{lxdhost.PORT}"
+    assert lxc("config", "get", "cluster.https_address").stdout.strip() == f"{CLUSTER}:{lxdhost.PORT}"
     assert api("/1.0/cluster")["enabled"] is True
     assert api(f"/1.0/storage-pools/{lxdhost.POOL}")["driver"] == "dir"
     root = api("/1.0/profiles/default")["devices"]["root"]
@@ -82,10 +83,18 @@ def test_the_bridge_has_no_nat() -> None:
     assert f'iifname "{lxdhost.BRIDGE}" reject' in table
 
 
-def test_lxd_listens_on_loopback_only() -> None:
+def test_lxd_listens_on_the_clusters_own_bridge_only() -> None:
+    """On the host-only bridge's address; nothing but lo and that bridge reaches it, nothing is forwarded."""
     lines = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout.splitlines()
     mine = [ln.split()[3] for ln in lines if '(("lxd",' in ln]
-    assert mine == [f"{lxdhost.LOOPBACK}:{lxdhost.PORT}"], mine
+    assert mine == [f"{CLUSTER}:{lxdhost.PORT}"], mine
+    assert str(lxdhost.bridge_address()) == f"{CLUSTER}/24"
+    links = json.loads(subprocess.run(["ip", "-j", "link", "show", "master", lxdhost.MGMT], capture_output=True,
+                                      text=True).stdout or "[]")  # fmt: skip
+    assert links == []  # no port: setup adds none, only a member in a container would
+    table = subprocess.run(["nft", "list", "table", "inet", lxdhost.NFT_TABLE], capture_output=True, text=True).stdout
+    assert f'ip daddr {CLUSTER} iifname != {{ "lo", "{lxdhost.MGMT}" }} drop' in table, table
+    assert f'iifname "{lxdhost.MGMT}" oifname != "{lxdhost.MGMT}" drop' in table, table
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ class Classroom:
     engine: str
     tls: bool
     lxd_subnet: str  # the LXD bridge's subnet (scripts/setup --lxd)
+    lxd_cluster_subnet: str  # the cluster's host-only bridge (lxdhost.MGMT)
     source: str  # the lab.toml each seat gets a copy of
 
     @property
@@ -62,4 +63,8 @@ def load_classroom(path: str | Path) -> Classroom:
         ck.bad("classroom.listen", f"{values['listen']!r} is not an IP address", 'e.g. listen = "127.0.0.1"')
     if ck.issues:
         raise LabInvalid(source, ck.issues)
-    return Classroom(source=source, **values | {"lxd_subnet": str(values["lxd_subnet"])})
+    nets = {k: str(values[k]) for k in ("lxd_subnet", "lxd_cluster_subnet")}
+    if ipaddress.IPv4Network(nets["lxd_subnet"]).overlaps(ipaddress.IPv4Network(nets["lxd_cluster_subnet"])):
+        raise LabInvalid(source, [Issue("classroom.lxd_cluster_subnet", "overlaps classroom.lxd_subnet",
+                                        "give the cluster's bridge a subnet of its own")])  # fmt: skip
+    return Classroom(source=source, **values | nets)

@@ -57,7 +57,12 @@ def lxc(*argv: str, input: str | bytes | None = None, timeout: float = 300, chec
     data = input.encode() if isinstance(input, str) else input
     try:
         r = subprocess.run(["lxc", *argv], input=data, capture_output=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
+    except subprocess.TimeoutExpired as e:
+        if check:
+            raise BackendFailed(f"lxc {' '.join(argv[:6])}: {e}", "sudo invoke doctor") from e
+        # unchecked, a timeout is an answer like any other: a seat whose member is gone does not answer
+        return Ran(argv[0], 124, "", f"timed out after {timeout:.0f} s")
+    except OSError as e:
         raise BackendFailed(f"lxc {' '.join(argv[:6])}: {e}", "sudo invoke doctor") from e
     out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
     if check and r.returncode:
@@ -145,16 +150,20 @@ class LxdEngine(SeatEngine):
         return sorted(seats, key=lambda s: s.number)
 
     def where(self, seat: Seat) -> str:
-        inst = query(f"/1.0/instances/{seat.name}?project={self.project}")
-        return str(inst.get("location") or "?") if inst else "?"
+        # from the list, which the database answers: GET of one instance asks its member, and one that is
+        # gone fails it ("Missing event connection with target cluster member")
+        found = query(f"/1.0/instances?recursion=1&project={self.project}") or []
+        return next((str(i.get("location") or "?") for i in found if i.get("name") == seat.name), "?")
 
     def reach(self, seat: Seat) -> tuple[str, int]:
-        """The proxy's port on the member that holds the seat (the classroom's address on a lone server)."""
+        """The proxy's port on the member that holds the seat: on this server, the classroom's address;
+        on another member, that member's cluster address."""
         where = self.where(seat)
+        here = (query("/1.0") or {}).get("environment", {}).get("server_name")
         member = query(f"/1.0/cluster/members/{urllib.parse.quote(where, safe='')}") if where != "?" else None
         host = urllib.parse.urlsplit((member or {}).get("url", "")).hostname or self.room.listen
         with contextlib.suppress(ValueError):
-            if ipaddress.ip_address(host).is_loopback:  # a lone server's cluster: the classroom's address
+            if where == here or ipaddress.ip_address(host).is_loopback:
                 host = self.room.listen
         return host, self.room.ssh_port + seat.number
 
@@ -231,11 +240,8 @@ class LxdEngine(SeatEngine):
                    "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "TERM": "xterm-256color",
                    "OVN_LAB_CONFIG": f"{home}/lab.toml", **(env or {})}  # fmt: skip
         flags = [f"--env={k}={v}" for k, v in environ.items()]
-        try:
-            r = lxc(*self._p("exec", seat.name, "--user", str(UID), "--group", str(UID), "--cwd", home, *flags,
-                             "--", *argv), timeout=timeout, check=False)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return Ran(seat.name, 124, "", f"timed out after {timeout:.0f} s")
+        r = lxc(*self._p("exec", seat.name, "--user", str(UID), "--group", str(UID), "--cwd", home, *flags,
+                         "--", *argv), timeout=timeout, check=False)  # fmt: skip
         return Ran(seat.name, r.rc, r.out, r.err)
 
     def remove(self, seat: Seat) -> None:

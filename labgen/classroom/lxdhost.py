@@ -1,5 +1,6 @@
 """LXD on this host, as the classroom's `lxd` engine stands on it: the names `scripts/setup --lxd` gives
-(storage pool, bridge, seat image), its preseed, and doctor's probes of it, each with its fix.
+(storage pool, bridge, seat image, the cluster's own bridge), its preseed, and doctor's probes of it, each
+with its fix.
 
 State is read through `lxc query` (LXD's REST API as JSON), never through `lxc list`'s tables."""
 
@@ -21,7 +22,11 @@ POOL = "classroom"  # a `dir` pool: nothing to partition, works on any file syst
 BRIDGE = "classroombr0"
 IMAGE = "ovn-lab-seat"  # the seat image's alias (seatimage.py)
 PORT = 8443
-LOOPBACK = "127.0.0.1"  # the cluster's address when the trainer gives none: nothing listens on the venue's network
+# The cluster's address when the trainer gives none: a bridge of this host's own, with no port but members
+# in containers (member.py). Nothing on the venue's network reaches it, unlike a NIC; unlike 127.0.0.1, a
+# member in a container does; and it is not LXD's, so deleting LXD's networks never takes the cluster's.
+MGMT = "ovnlab-mgmt0"
+NFT_TABLE = "ovnlab-mgmt"
 SETUP = "sudo scripts/setup --lxd-only"
 
 
@@ -58,6 +63,54 @@ def preseed(subnet: ipaddress.IPv4Network, address: str, member: str, *, cluster
     if cluster:
         seed["cluster"] = {"server_name": member, "enabled": True}
     return seed
+
+
+def mgmt_address(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Interface:
+    """The host's address on the cluster's bridge: the subnet's first (members in containers take the next)."""
+    return ipaddress.IPv4Interface(f"{next(subnet.hosts())}/{subnet.prefixlen}")
+
+
+def make_bridge(subnet: ipaddress.IPv4Network) -> str:
+    """The cluster's bridge MGMT with the host's address on it (made when missing), kept host-only by an
+    nftables table of its own: the address answers on lo and the bridge only, and nothing is forwarded
+    between the bridge and anything else. The address, for `lxd init`."""
+    addr = mgmt_address(subnet)
+    if subprocess.run(["ip", "link", "show", MGMT], capture_output=True).returncode:
+        _ip("link", "add", MGMT, "type", "bridge")
+    _ip("addr", "replace", str(addr), "dev", MGMT)
+    _ip("link", "set", MGMT, "up")
+    rules = f"""table inet {NFT_TABLE} {{}}
+delete table inet {NFT_TABLE}
+table inet {NFT_TABLE} {{
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    ip daddr {addr.ip} iifname != {{ "lo", "{MGMT}" }} drop
+  }}
+  chain forward {{
+    type filter hook forward priority 0; policy accept;
+    iifname "{MGMT}" oifname != "{MGMT}" drop
+    oifname "{MGMT}" iifname != "{MGMT}" drop
+  }}
+}}
+"""
+    r = subprocess.run(["nft", "-f", "-"], input=rules, capture_output=True, text=True)
+    if r.returncode:
+        raise BackendFailed(f"nft: {r.stderr.strip()[-300:]}", "is nftables installed? (apt-get install nftables)")
+    return str(addr.ip)
+
+
+def _ip(*argv: str) -> None:
+    r = subprocess.run(["ip", *argv], capture_output=True, text=True)
+    if r.returncode:
+        raise BackendFailed(f"ip {' '.join(argv)}: {r.stderr.strip()}", "sudo invoke doctor")
+
+
+def bridge_address() -> ipaddress.IPv4Interface | None:
+    """The host's IPv4 address on MGMT, from `ip -j addr`; None without the bridge."""
+    r = subprocess.run(["ip", "-j", "-4", "addr", "show", "dev", MGMT], capture_output=True, text=True)
+    links = json.loads(r.stdout or "[]") if r.returncode == 0 else []
+    addrs = [f"{a['local']}/{a['prefixlen']}" for link in links for a in link.get("addr_info", [])]
+    return ipaddress.IPv4Interface(addrs[0]) if addrs else None
 
 
 def query(path: str, timeout: float = 30) -> Any:
@@ -118,7 +171,18 @@ def address() -> str:
     return str(cfg.get("cluster.https_address") or cfg.get("core.https_address") or "")
 
 
-def probes(subnet: ipaddress.IPv4Network | None = None) -> list[Probe]:
+def mgmt_problem(address: str, subnet: ipaddress.IPv4Network | None) -> str | None:
+    """A cluster on the host-only bridge's subnet whose bridge or address is gone (after a reboot)."""
+    host = address.rpartition(":")[0].strip("[]")
+    if subnet is None or not host or ipaddress.ip_address(host) not in subnet:
+        return None
+    have = bridge_address()
+    if have and str(have.ip) == host:
+        return None
+    return f"the cluster's address {host} is not on {MGMT} ({have or 'no such bridge'})"
+
+
+def probes(subnet: ipaddress.IPv4Network | None = None, cluster: ipaddress.IPv4Network | None = None) -> list[Probe]:
     """What the lxd engine needs of this host. Each probe asks LXD itself; one that cannot ask says why."""
 
     def asked(fn: Any) -> Any:
@@ -170,36 +234,49 @@ def probes(subnet: ipaddress.IPv4Network | None = None) -> list[Probe]:
             f"{SETUP} (on a bridge: a new member's preseed with the address of a host NIC)",
             detail=lambda: f"member {(query('/1.0') or {}).get('environment', {}).get('server_name')} on {address()}",
         ),
+        Probe(
+            "cluster bridge",
+            asked(lambda: mgmt_problem(address(), cluster)),
+            f"{SETUP} (remakes {MGMT}; then restart lxd if it started without the address)",
+            detail=lambda: f"{MGMT} {bridge_address() or '(none: the cluster is elsewhere)'}",
+        ),
         Probe("seat image", asked(image), "sudo invoke classroom.image", detail=lambda: IMAGE),
     ]
 
 
-def taken(subnet: ipaddress.IPv4Network) -> list[str]:
-    """Host routes `subnet` would collide with (the seats' own bridge aside), from `ip -j -4 route`."""
+def taken(subnet: ipaddress.IPv4Network, key: str = "classroom.lxd_subnet", own: str = BRIDGE) -> list[str]:
+    """Host routes `subnet` would collide with (those of its own bridge `own` aside), from `ip -j -4 route`."""
     out = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True)
     found = []
     for r in json.loads(out.stdout or "[]"):
         dst = r.get("dst", "")
-        if dst in ("default", "") or r.get("dev") == BRIDGE or r.get("type") in ("local", "broadcast"):
+        if dst in ("default", "") or r.get("dev") == own or r.get("type") in ("local", "broadcast"):
             continue
         if ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False).overlaps(subnet):
-            found.append(f"classroom.lxd_subnet {subnet} overlaps the host route {dst} on {r.get('dev')}")
+            found.append(f"{key} {subnet} overlaps the host route {dst} on {r.get('dev')}")
     return found
 
 
 def main(argv: list[str]) -> int:
     """`python3 -m labgen.classroom.lxdhost preseed LAB_TOML|"" ADDRESS`: the preseed scripts/setup applies
     (without its cluster part where this host is a cluster member already), or nothing when LXD is set up
-    already. Exit 2 when the subnet is taken."""
+    already. `... bridge LAB_TOML|""`: makes the cluster's bridge (make_bridge) and prints its address.
+    Exit 2 when the subnet is taken."""
     from .config import load_classroom
 
-    _, config, address = argv
-    ipaddress.ip_address(address)
-    subnet = ipaddress.IPv4Network(load_classroom(config).lxd_subnet if config else default("classroom.lxd_subnet"))
-    clash = taken(subnet)
+    what, config, *rest = argv
+    room = load_classroom(config) if config else None
+    key = "lxd_subnet" if what == "preseed" else "lxd_cluster_subnet"
+    subnet = ipaddress.IPv4Network(getattr(room, key) if room else default(f"classroom.{key}"))
+    clash = taken(subnet, f"classroom.{key}", BRIDGE if what == "preseed" else MGMT)
     if clash:
-        print("; ".join(clash) + "; fix: set [classroom] lxd_subnet in lab.toml to a free subnet", file=sys.stderr)
+        print("; ".join(clash) + f"; fix: set [classroom] {key} in lab.toml to a free subnet", file=sys.stderr)
         return 2
+    if what == "bridge":
+        print(make_bridge(subnet))
+        return 0
+    address = rest[0]
+    ipaddress.ip_address(address)
     clustered = cluster_problem(query("/1.0/cluster")) is None
     if (
         clustered

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BackendFailed
@@ -69,19 +70,34 @@ JOURNAL = "[Journal]\nStorage=volatile\nRuntimeMaxUse=8M\n"  # in memory, small:
 METADATA = """architecture: x86_64
 creation_date: {date}
 properties:
-  description: Debian 12 {suite}, OVS/OVN, python3, tmux (ovn-lab classroom seat)
+  description: Debian 12 {suite}, {what}
   os: debian
   release: {suite}
 """
 
 
-def work_dir() -> Path:
-    return CACHE / "seat"
+@dataclass(frozen=True)
+class Image:
+    """An image built like the seat's: its alias in LXD, its folder in the cache, its packages, and what its
+    root gets on top of the seat's configuration (member.py's image holds an lxd of its own)."""
+
+    alias: str
+    folder: str
+    packages: tuple[str, ...]
+    what: str
+    more: Callable[[Path, Callable[..., None]], None] | None = None  # (root, chroot)
 
 
-def image_file() -> Path:
+SEAT = Image(IMAGE, "seat", tuple(PACKAGES), "OVS/OVN, python3, tmux (ovn-lab classroom seat)")
+
+
+def work_dir(image: Image = SEAT) -> Path:
+    return CACHE / image.folder
+
+
+def image_file(image: Image = SEAT) -> Path:
     """The built image: one unified tarball (metadata.yaml + rootfs/), zstd."""
-    return work_dir() / f"{IMAGE}.tar.zst"
+    return work_dir(image) / f"{image.alias}.tar.zst"
 
 
 def fingerprint(path: Path) -> str:
@@ -97,30 +113,32 @@ def fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def build(log: Log, *, force: bool = False, mirror: str | None = None) -> Path:
-    """The seat image file, built when missing (or `force`). Needs root."""
-    out = image_file()
+def build(log: Log, *, force: bool = False, mirror: str | None = None, image: Image = SEAT) -> Path:
+    """The image file, built when missing (or `force`). Needs root."""
+    out = image_file(image)
     if out.exists() and not force:
         return out
     if os.geteuid() != 0:
         raise BackendFailed("building the seat image needs root (debootstrap, chroot)", "sudo invoke classroom.image")
-    work = work_dir()
+    work = work_dir(image)
     work.mkdir(parents=True, exist_ok=True)
     buildlog, root = work / "build.log", work / "rootfs"
     buildlog.write_text("")
     mirror = mirror or host_mirror()
     t0 = time.monotonic()
-    log(f"seat image: debootstrap {SUITE} ({len(PACKAGES)} packages, {mirror}); log: {buildlog}")
-    debootstrap(root, CACHE, mirror, buildlog, PACKAGES)
+    log(f"{image.alias}: debootstrap {SUITE} ({len(image.packages)} packages, {mirror}); log: {buildlog}")
+    debootstrap(root, CACHE, mirror, buildlog, list(image.packages))
     t1 = time.monotonic()
-    log(f"seat image: debootstrap done in {t1 - t0:.0f} s; configuring")
+    log(f"{image.alias}: debootstrap done in {t1 - t0:.0f} s; configuring")
     configure(root, buildlog)
-    (work / "metadata.yaml").write_text(METADATA.format(date=int(time.time()), suite=SUITE))
+    if image.more:
+        image.more(root, chroot_runner(root, buildlog))
+    (work / "metadata.yaml").write_text(METADATA.format(date=int(time.time()), suite=SUITE, what=image.what))
     part = out.with_name(out.name + ".part")
     run(["tar", "--numeric-owner", "--zstd", "-C", str(work), "-cf", str(part), "metadata.yaml", "rootfs"], buildlog)
     part.rename(out)
     shutil.rmtree(root)  # the tarball holds it; the package cache makes the next debootstrap quick
-    log(f"seat image: {out} ({out.stat().st_size >> 20} MiB) in {time.monotonic() - t0:.0f} s")
+    log(f"{image.alias}: {out} ({out.stat().st_size >> 20} MiB) in {time.monotonic() - t0:.0f} s")
     return out
 
 
@@ -139,10 +157,11 @@ def configure(root: Path, buildlog: Path) -> None:
     slim(root)
 
 
-def ensure_imported(project: str, alias: str = IMAGE, log: Log = print) -> str:
-    """The seat image in LXD's `project` under `alias`, built and imported when missing or when the built
+def ensure_imported(project: str, image: Image = SEAT, log: Log = print) -> str:
+    """The image in LXD's `project` under its alias, built and imported when missing or when the built
     file is newer than what the alias names (the alias then moves and the old image goes). Its fingerprint."""
-    path = build(log)
+    alias = image.alias
+    path = build(log, image=image)
     fp = fingerprint(path)
     q = f"?project={project}"
     have = query(f"/1.0/images/aliases/{alias}{q}")
@@ -151,7 +170,7 @@ def ensure_imported(project: str, alias: str = IMAGE, log: Log = print) -> str:
     if query(f"/1.0/images/{fp}{q}") is None:
         t0 = time.monotonic()
         _lxc("image", "import", str(path), "--project", project)
-        log(f"seat image: imported into LXD project {project} in {time.monotonic() - t0:.0f} s")
+        log(f"{alias}: imported into LXD project {project} in {time.monotonic() - t0:.0f} s")
     if have:
         _lxc("image", "alias", "delete", alias, "--project", project)
         if have.get("target"):
