@@ -20,6 +20,7 @@ import ipaddress
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -29,6 +30,8 @@ from . import limits, lxdfiles, sshd
 from .lxdfiles import CODE, PYTHON, SITE
 from .lxdhost import BRIDGE, IMAGE, POOL, classrooms, query
 from .seats import SHIM, Ran, Seat, SeatEngine
+
+LAUNCH = threading.Lock()
 
 UID = 1000  # the seat's user in its container, named like the seat
 PATH = f"{CODE}/bin:{CODE}/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -74,6 +77,7 @@ class LxdEngine(SeatEngine):
     """One container per seat, named like the seat, in the LXD project `ovn-classroom-<prefix>`."""
 
     placement = True  # `classroom.up --target MEMBER` pins new seats to a cluster member
+    makes_at_once = True  # a seat is made mostly by waiting on its container: several side by side
     removes = "their containers and labs, its LXD project and profile"
 
     @property
@@ -130,6 +134,7 @@ class LxdEngine(SeatEngine):
         ensure_imported("default")
         sshd.host_key(self.room)
         lxdfiles.bundle(self.room.base / "lxd-code.tar")
+        _ = self._bundle  # read once, before seats are made side by side
 
     @functools.cached_property
     def _bundle(self) -> tuple[bytes, str]:
@@ -169,10 +174,13 @@ class LxdEngine(SeatEngine):
 
     def create(self, seat: Seat) -> None:
         inst = query(f"/1.0/instances/{seat.name}?project={self.project}")
-        if inst is None:
-            lxc(*self._p("launch", IMAGE, seat.name, *(["--target", self.target] if self.target else [])))
-        elif inst.get("status") != "Running":  # after a reboot of its member, or its init died
-            lxc(*self._p("start", seat.name))
+        # one launch at a time: LXD 5.0 given two at once maps a container's ids outside root's subuid range
+        # (newuidmap: "uid range [0-65536) -> [196608-262144) not allowed"); the rest of a seat goes side by side
+        with LAUNCH:
+            if inst is None:
+                lxc(*self._p("launch", IMAGE, seat.name, *(["--target", self.target] if self.target else [])))
+            elif inst.get("status") != "Running":  # after a reboot of its member, or its init died
+                lxc(*self._p("start", seat.name))
         deadline = time.monotonic() + 120
         while not (r := self._root(seat, ["id", "-u"])).ok:  # its init answers
             if time.monotonic() > deadline:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ..errors import InputError, SeatsFailed
+from ..errors import InputError, LabError, SeatsFailed
 from ..load import load_lab
 from ..ui import console
 from .config import MAX_SEATS, Classroom, load_classroom
@@ -147,6 +147,14 @@ class Room:
         self.engine.run(seat, ["tmux", "new-session", "-d", "-s", "lab", "-x", "120", "-y", "36"], timeout=30)
         return self.engine.terminal(seat)
 
+    def make(self, seat: Seat) -> Ran:
+        """One seat made, its failure a line of its own: the other seats go on."""
+        try:
+            self.engine.create(seat)
+        except LabError as e:
+            return Ran(seat.name, 1, "", str(e))
+        return Ran(seat.name, 0, "", "")
+
     def up(self, n: int, demo: bool = False) -> None:
         if not 1 <= n <= MAX_SEATS:
             raise InputError(f"--seats {n} is out of range", f"use 1 to {MAX_SEATS}")
@@ -159,8 +167,15 @@ class Room:
         wanted = {s.name: s for s in [*self.engine.existing(), *(Seat.of(room, i) for i in range(1, n + 1))]}
         seats = sorted(wanted.values(), key=lambda s: s.number)
         console.print(f"classroom {room.prefix}: {len(seats)} seats ({self.engine_name}), {parallelism()} at a time")
-        for s in seats:
-            self.engine.create(s)
+        t0 = time.monotonic()
+        if self.engine.makes_at_once:
+            unmade = [r for r in self.each(seats, "made", self.make) if not r.ok]
+            if unmade:
+                raise SeatsFailed(f"{len(unmade)} of {len(seats)} seats were not made", "see each seat's line above")
+        else:
+            for s in seats:
+                self.engine.create(s)
+        console.print(f"{len(seats)} seats made in {time.monotonic() - t0:.1f} s; now their labs")
         self._add_codes(seats)
         self.engine.open(seats, gid)
 

@@ -64,6 +64,7 @@ class SeatEngine(ABC):
     """What the classroom needs of a place that holds seats."""
 
     placement = False  # whether it can place a seat on a machine named by `classroom.up --target`
+    makes_at_once = False  # seats made side by side (accounts: useradd holds one lock on /etc/passwd)
     removes = "their accounts, homes, processes, limits and labs, its sshd"  # what `down` says it removed
 
     def __init__(self, room: Classroom, target: str | None = None):
