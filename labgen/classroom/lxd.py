@@ -25,7 +25,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from ..errors import BackendFailed, InputError
+from ..errors import BackendFailed, InputError, visible
 from . import limits, lxdfiles, sshd
 from .lxdfiles import CODE, PYTHON, SITE
 from .lxdhost import BRIDGE, IMAGE, POOL, classrooms, query
@@ -183,6 +183,13 @@ class LxdEngine(SeatEngine):
                 lxc(*self._p("start", seat.name))
         deadline = time.monotonic() + 120
         while not (r := self._root(seat, ["id", "-u"])).ok:  # its init answers
+            state = query(f"/1.0/instances/{seat.name}/state?project={self.project}") or {}
+            if state.get("status") == "Stopped":  # its init exited: say why now, not after the deadline
+                log = lxc(*self._p("console", seat.name, "--show-log"), check=False).out.strip().splitlines()
+                # systemd's first failure with its reason ("...: Too many open files"), else the last line
+                why = next((ln for ln in log if "Failed" in ln and ": " in ln), log[-1] if log else "(no output)")
+                raise BackendFailed(f"seat {seat.name}: its container stopped as it started: {visible(why)}",
+                                    f"lxc console --show-log --project {self.project} {seat.name}")  # fmt: skip
             if time.monotonic() > deadline:
                 raise BackendFailed(f"seat {seat.name}: its container does not answer `lxc exec`: {r.why()}",
                                     f"lxc info --project {self.project} {seat.name}")  # fmt: skip
