@@ -14,7 +14,6 @@ venue on a USB stick; `scripts/setup --from DIR` installs from it and never reac
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import tomllib
 from pathlib import Path
 
 from .errors import BackendFailed, InputError, LabError, visible
-from .rootfs import CACHE, host_mirror, mounted, run, unpack_base
+from .rootfs import CACHE, chroot_runner, file_sha256, host_mirror, mounted, run, unpack_base
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 MANIFEST = "MANIFEST"
@@ -46,14 +45,6 @@ def apt_packages() -> list[str]:
 def python_deps() -> list[str]:
     project = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]
     return [*project["dependencies"], *project["optional-dependencies"]["test"]]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def main(path: str, config: str, check: bool = False) -> None:
@@ -192,15 +183,14 @@ def debs(dest: Path, log: Path) -> None:
     mirror = host_mirror()
     unpack_base(root, mirror, log)
     (root / "etc/apt/sources.list").write_text(sources(mirror))
-    apt = ["chroot", str(root), "apt-get", "-q"]
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
+    chroot = chroot_runner(root, log)
     try:
         with mounted(root, log):
-            run([*apt, "update"], log, env=env)
+            chroot("apt-get", "-q", "update")
             base = [p.name for p in (root / "var/lib/dpkg/info").glob("*.list")]
             base = sorted({name.removesuffix(".list").split(":")[0] for name in base})
             # --reinstall: the base's own packages are fetched too, at their newest
-            run([*apt, "install", "-y", "--download-only", "--reinstall", *base, *apt_packages()], log, env=env)
+            chroot("apt-get", "-q", "install", "-y", "--download-only", "--reinstall", *base, *apt_packages())
         _fresh(dest)
         for deb in (root / "var/cache/apt/archives").glob("*.deb"):
             shutil.move(deb, dest / deb.name)
@@ -219,7 +209,7 @@ def index(debs: Path) -> None:
         if r.returncode:
             raise BackendFailed(f"bundle: {deb.name} is no package ({r.stderr.strip()})", "invoke bundle DIR again")
         control = r.stdout
-        meta = f"Filename: ./{deb.name}\nSize: {deb.stat().st_size}\nSHA256: {sha256(deb)}\n"
+        meta = f"Filename: ./{deb.name}\nSize: {deb.stat().st_size}\nSHA256: {file_sha256(deb)}\n"
         stanzas.append(control.rstrip("\n") + "\n" + meta)
     (debs / "Packages").write_text("\n".join(stanzas))
 
@@ -237,7 +227,7 @@ def seat(dest: Path) -> None:
 
 def write_manifest(dest: Path) -> list[tuple[str, int]]:
     files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != MANIFEST)
-    lines = [f"{sha256(p)}  {p.relative_to(dest)}" for p in files]
+    lines = [f"{file_sha256(p)}  {p.relative_to(dest)}" for p in files]
     (dest / MANIFEST).write_text("\n".join(lines) + "\n")
     return [(str(p.relative_to(dest)), p.stat().st_size) for p in files]
 
@@ -262,7 +252,7 @@ def verify(path: str) -> None:
         p = dest / rel
         if not p.is_file():
             missing.append(rel)
-        elif sha256(p) != digest:
+        elif file_sha256(p) != digest:
             damaged.append(rel)
         else:
             size += p.stat().st_size
@@ -275,8 +265,7 @@ def verify(path: str) -> None:
             "copy the bundle again from a good copy, or make it again: invoke bundle DIR",
             "\n".join(visible(n) for n in named),
         )
-    n = len(manifest.read_text().splitlines())
-    print(f"bundle {dest}: {n} files, {size / 2**20:.0f} MiB, all whole")
+    print(f"bundle {dest}: {len(listed)} files, {size / 2**20:.0f} MiB, all whole")
 
 
 if __name__ == "__main__":  # the root half of a user's bundle (see root_half): DIR UID GID

@@ -4,6 +4,7 @@ locales, package lists) or must not carry over (machine-id, OVS database and sys
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import time
@@ -105,11 +106,11 @@ def debootstrap(root: Path, cache: Path, mirror: str, log: Path, packages: list[
     """A fresh root at `root`: the base, then `packages` (without recommends, as debootstrap --include
     installed them). The .debs are kept in `cache`/debs for the next build."""
     unpack_base(root, mirror, log)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive"}
-    apt = ["chroot", str(root), "apt-get", "-q", "-o", "APT::Install-Recommends=false"]
+    chroot = chroot_runner(root, log)
+    apt = ["apt-get", "-q", "-o", "APT::Install-Recommends=false"]
     with mounted(root, log, cache):
-        run([*apt, "update"], log, env=env)
-        run([*apt, "install", "-y", *packages], log, env=env)
+        chroot(*apt, "update")
+        chroot(*apt, "install", "-y", *packages)
 
 
 def chroot_runner(root: Path, log: Path) -> Callable[..., None]:
@@ -120,6 +121,15 @@ def chroot_runner(root: Path, log: Path) -> Callable[..., None]:
         run(["chroot", str(root), *argv], log, env=env)
 
     return chroot
+
+
+def file_sha256(path: Path) -> str:
+    """An image's or a package's digest, read in chunks: the files are hundreds of MiB."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def forget_identity(root: Path) -> None:

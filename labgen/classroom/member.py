@@ -92,9 +92,9 @@ def add(name: str, addr: str, log: Any = print) -> None:
         lxc("init", IMAGE.alias, name, "-c", "security.nesting=true", "-c", "security.idmap.isolated=true",
             "-c", f"security.idmap.size={IDS}")  # fmt: skip
         lxc("config", "device", "add", name, "eth0", "nic", "nictype=bridged", f"parent={MGMT}", "name=eth0")
+        static = STATIC.format(address=f"{addr}/{bridge.network.prefixlen}")
         with tempfile.TemporaryDirectory() as tmp:
-            for path, text in (("etc/hostname", f"{name}\n"),
-                               ("etc/systemd/network/eth0.network", STATIC.format(address=f"{addr}/24"))):  # fmt: skip
+            for path, text in (("etc/hostname", f"{name}\n"), ("etc/systemd/network/eth0.network", static)):
                 (Path(tmp) / "f").write_text(text)  # a stopped container takes files, not stdin
                 lxc("file", "push", str(Path(tmp) / "f"), f"{name}/{path}")
     if (inst or {}).get("status") != "Running":

@@ -7,7 +7,6 @@ Lean: systemd boots it (LXD's system containers expect it), with the units a sea
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BackendFailed
-from ..rootfs import CACHE, SUITE, chroot_runner, debootstrap, forget_identity, host_mirror, run, slim
+from ..rootfs import CACHE, SUITE, chroot_runner, debootstrap, file_sha256, forget_identity, host_mirror, run, slim
 from .lxdhost import IMAGE, query
 
 Log = Callable[[str], None]
@@ -105,12 +104,9 @@ def fingerprint(path: Path) -> str:
     side = path.with_suffix(".sha256")
     if side.exists() and side.stat().st_mtime >= path.stat().st_mtime:
         return side.read_text().strip()
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    side.write_text(h.hexdigest() + "\n")
-    return h.hexdigest()
+    digest = file_sha256(path)
+    side.write_text(digest + "\n")
+    return digest
 
 
 def build(log: Log, *, force: bool = False, mirror: str | None = None, image: Image = SEAT) -> Path:
