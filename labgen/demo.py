@@ -54,10 +54,11 @@ def demo(
     say = Narrator(lab, backend.name, step=step, transcript=Path(transcript) if transcript else None)
     t0 = time.monotonic()
     hosts = [n for n in lab.node_names if lab.ports_on(n)]
-    # the pool ends before the provisioner's sessions: central's run, the hosts' runs, 3 show/gate jobs
+    # the pool ends before the provisioner's sessions: central's run, the hosts' runs, 3 show/gate jobs and
+    # an explanation read early
     with (
         Provisioner(lab, backend, verbose=verbose) as provisioner,
-        ThreadPoolExecutor(max_workers=len(hosts) + 4) as pool,
+        ThreadPoolExecutor(max_workers=len(hosts) + 5) as pool,
     ):
         why = Explainer(lab, backend, lambda lines: emit(lines, say.line, style="cyan"), full=explain or say.explains)
         run = Demo(lab, backend, provisioner, say, pool, hosts, why)
@@ -91,21 +92,24 @@ class Demo:
         self.ips: dict[str, str] = {}
 
     def all(self) -> dict[str, str]:
-        self.why.start()
+        why = self.why
+        why.start()
         binds = self.logical()
         shown = self.early(lambda: self.provisioner.show(self.central, "show-logical"))
         traced = self.early(lambda: self.provisioner.show(self.central, "trace"))
         bound = self.early(self.bound)
+        flows = self.early(why.logical)  # the flows northd made: read beside the shows and the trace
         self.emit(shown)
-        self.why.logical()
+        why.tell(flows())
         self.trace(traced)
         self.bind(binds, bound)
-        self.why.bind()
+        why.tell(why.bind())
         self.dhcp()
-        self.why.dhcp()
+        why.tell(why.dhcp())
         self.say.section("ping")
+        tunnel = self.early(why.ping)  # the tunnel and the keys: the pings change neither
         ping_matrix(self.lab, self.backend, self.ips, self.say.line)
-        self.why.ping()
+        why.tell(tunnel())
         return self.ips
 
     # -- sections -----------------------------------------------------------------------------------------

@@ -106,8 +106,10 @@ class Provisioner:
             self._all.append(session)
         return session
 
-    def plan(self, node: str) -> dict[str, Any]:
-        if not self.macs and any(p.mac is None for p in self.lab.ports_on(node)):
+    def plan(self, node: str, *, bindings: bool = True) -> dict[str, Any]:
+        """The node's plan. `bindings=False`: without asking OVN for the MACs it chose (before the nodes
+        exist: a first-boot request has no port to bind)."""
+        if bindings and not self.macs and any(p.mac is None for p in self.lab.ports_on(node)):
             # ports with a dynamic MAC: bind them with the MAC OVN chose (empty until northd allocated it)
             with contextlib.suppress(CommandFailed):  # no NB yet (during `up`): no bindings to make either
                 self.macs = {p: a.mac for p, a in Observer(self.lab, self.backend).allocations().items()}

@@ -60,16 +60,31 @@ class Up:
         if self.lab.ovn.transport == "ssl":
             with step("the lab's CA, and a key and certificate for each node (ovs-pki)"):
                 pki.ensure(self.lab, self.backend.state)
+        first_boot = {n: {"steps": self.steps(n), "plan": self.provisioner.plan(n, bindings=False)} for n in names}
         with step(f"create {len(names)} nodes"):
-            self.backend.create(lambda msg: console.print(f"  {msg}", markup=False, style="dim"))
-            each(names, self.backend.prepare)
-        what = f"OVS, underlay, br-int on every node; NB/SB + northd on {self.central}; then ovn-controller"
-        with step(what):
-            each(names, self.bring_up)
-            self.backend.after_install()
+            booted = self.backend.create(lambda msg: console.print(f"  {msg}", markup=False, style="dim"), first_boot)
+            todo = [n for n in names if n not in booted]
+            each(todo, self.backend.prepare)
+        if booted:
+            console.print(f"  configured as they booted: {', '.join(sorted(booted))}", style="dim")
+        if self.central in booted:
+            self.sb_started.set()  # its SB listens: the hosts provisioned below may go on
+        if todo:
+            what = f"OVS, underlay, br-int on {'every node' if todo == names else ', '.join(todo)}"
+            if self.central in todo:
+                what += f"; NB/SB + northd on {self.central}"
+            with step(f"{what}; then ovn-controller"):
+                each(todo, self.bring_up)
+        self.backend.after_install()
         tunnels = len(names) - 1
         with step(f"gate: every chassis registered with its encap IP, {tunnels} geneve tunnels on every node"):
             each(names, self.registered)
+
+    def steps(self, node: str) -> list[str]:
+        """Steps 1-3 on `node` one after the other, as its first boot runs them (bring_up overlaps them)."""
+        ssl = ["ssl"] if self.lab.ovn.transport == "ssl" else []
+        central = ["central", *ssl, "sb-listen"] if node == self.central else ssl
+        return [*self.backend.prelude, "ovs", "underlay", *central, "chassis", "controller"]
 
     def bring_up(self, node: str) -> None:
         """Steps 1-3 on one node, each as soon as it can. Central starts its databases beside OVS (they

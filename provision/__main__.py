@@ -1,6 +1,7 @@
 """python3 -m provision [--plan FILE|-] [--dry-run] STEP [STEP ...]
 python3 -m provision facts NAME[:ARG] ...     (print facts as JSON, for debugging)
 python3 -m provision --session                (step batches from labgen, see session())
+python3 -m provision --first-boot FILE        (the box's first-boot unit, see first_boot())
 python3 -m provision pcap IFACE SECONDS [PORT] (a pcap on stdout, see pcap.py)
 
 The plan is the node's JSON dict, as labgen.plan builds it (default: standard input)."""
@@ -8,16 +9,17 @@ The plan is the node's JSON dict, as labgen.plan builds it (default: standard in
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from .core import END, Facts, Plan, Runner, StepFailed, load_plan
-from .facts import FACTS
+from .facts import FACTS, FIRST_BOOT_LOG
 from .steps import STEPS
 
 
-def run_steps(plan: Plan, steps: list[str], dry_run: bool = False, err: Any = None) -> int:
-    runner = Runner(plan["node"], Facts(FACTS), dry_run=dry_run)
+def run_steps(plan: Plan, steps: list[str], dry_run: bool = False, err: Any = None, out: Any = None) -> int:
+    runner = Runner(plan["node"], Facts(FACTS), out=out, dry_run=dry_run)
     for name in steps:
         try:
             runner.run_step(name, STEPS[name], plan)
@@ -41,10 +43,42 @@ def session() -> int:
     return 0
 
 
+class Tee:
+    """The steps' output to the unit's stdout (journal and console) and to FIRST_BOOT_LOG."""
+
+    def __init__(self, *files: Any):
+        self.files = files
+
+    def write(self, text: str) -> None:
+        for f in self.files:
+            f.write(text)
+
+    def flush(self) -> None:
+        for f in self.files:
+            f.flush()
+
+
+def first_boot(path: str) -> int:
+    """The box's first-boot unit (ovn-lab-first-boot.service) runs this with the request the host put on
+    the node's seed disk: {"steps": [...], "plan": {...}}, the steps `invoke up` would run over ssh."""
+    with open(path) as f:
+        req = json.load(f)
+    os.makedirs(os.path.dirname(FIRST_BOOT_LOG), exist_ok=True)
+    with open(FIRST_BOOT_LOG, "a") as log:
+        out = Tee(sys.stdout, log)
+        bad = [s for s in req["steps"] if s not in STEPS]
+        if bad:
+            out.write(f"python3 -m provision: unknown steps {bad}; steps: {', '.join(STEPS)}\n")
+            return 2
+        return run_steps(req["plan"], req["steps"], err=out, out=out)
+
+
 def main(argv: list) -> int:
     # parsed by hand: argparse would cost ~8 ms on every one of the many runs a lab makes
     if argv == ["--session"]:
         return session()
+    if argv[:1] == ["--first-boot"] and len(argv) == 2:
+        return first_boot(argv[1])
     if argv[:1] == ["pcap"]:
         from .pcap import main as pcap
 

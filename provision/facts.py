@@ -66,6 +66,21 @@ def lines(out: str) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
+# the box's first-boot unit, which applies the request the host put on the seed disk (labgen's vagrant
+# backend writes the disk, labgen/backends/vagrant/boxdata.py the unit)
+FIRST_BOOT_UNIT = "ovn-lab-first-boot.service"
+FIRST_BOOT_LOG = "/var/log/ovn-lab/first-boot.log"
+SEED_SERIAL = "ovn-lab-seed"  # the seed disk's serial: the unit finds the disk by it
+
+
+def unit_props(out: str) -> dict[str, str]:
+    """`systemctl show --property=...`: KEY=VALUE lines. No ActiveState: not systemd's answer."""
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    if "ActiveState" not in props:
+        raise ValueError("no ActiveState")
+    return props
+
+
 def unit_state(unit: str) -> dict[str, bool]:
     def ok(*argv: str) -> bool:
         return subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
@@ -123,6 +138,11 @@ FACTS: dict[str, Fact] = {
     ),
     "pid_of": Fact(None, read=pid_of),  # the process a pidfile names, proven (a dhclient)
     "unit": Fact(None, read=unit_state),
+    "first_boot": Fact(
+        lambda _: ("systemctl", "show", "--property=ActiveState,Result,ExecMainStatus", FIRST_BOOT_UNIT),
+        unit_props,
+        about="the first-boot unit's state",
+    ),
     "passwd_locked": Fact(lambda user: ("passwd", "-S", user), lambda out: out.split()[1:2] == ["L"]),
     # ovs (local)
     "ovs_ids": Fact(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,9 +96,10 @@ class FakeBackend(Backend):
     def probes(self) -> list[Probe]:
         return self.script.probes
 
-    def create(self, log: Log) -> None:
+    def create(self, log: Log, first_boot: Mapping[str, dict[str, Any]]) -> set[str]:
         self.script.created += 1
         log("fake: nodes created")
+        return set()
 
     def destroy(self, log: Log) -> None:
         self.state.remove()

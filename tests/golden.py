@@ -44,7 +44,7 @@ RENDER_CASES = {
             "/var/lib/libvirt/images/ovn-lab-initrd.img",
             "root=/dev/vda rw console=ttyS0,115200",
         ),
-        True,
+        True,  # the lab's own box: a fast guest, and a seed disk per node for its first-boot unit
     ),
     "kvm-public-box": (Accel("kvm", "KVM: the CPU has vmx/svm and /dev/kvm is usable"), None, False),
 }
@@ -54,7 +54,9 @@ def vagrantfile(case: str) -> str:
     accel, kernel, fast = RENDER_CASES[case]
     lab = load_lab("lab.toml")
     keys = (f"{lab.state_dir}/ssh/vm_ed25519", f"{lab.state_dir}/ssh/vagrant-insecure")  # test_render makes both
-    return render_vagrantfile(lab, accel, kernel, fast_guest=fast, ssh_keys=keys).replace(str(lab.state_dir), STATE)
+    seeds = {n: f"{lab.scoped(n)}-seed.tar" for n in lab.node_names} if fast else {}
+    text = render_vagrantfile(lab, accel, kernel, fast_guest=fast, ssh_keys=keys, seeds=seeds)
+    return text.replace(str(lab.state_dir), STATE)
 
 
 # each fact read from the host, with the argument and the recorded phase that shows it at its fullest

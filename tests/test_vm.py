@@ -108,7 +108,7 @@ mac = "c0:ff:ee:00:00:22"
 """
 
 
-def test_vm_lab_end_to_end(cli: Cli) -> None:
+def test_vm_lab_end_to_end(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     # invoke killed while the VMs boot: vagrant goes on and holds the lab's lock, so `up` refuses and names
     # it; teardown stops it (it holds the lab's lock file open: proven the lab's) and removes what it made
     r = interrupt(cli, ["up", "--backend", "vagrant"], "vagrant up (all VMs in parallel)", signal.SIGKILL, after=20)
@@ -129,6 +129,10 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     assert "QEMU TCG" in up.stdout or "KVM" in up.stdout  # the accelerator is chosen and said
     assert "lab t-vm is up" in up.stdout, up.stdout
     check_infrastructure(cli, IPS)
+    # the VMs got their seed disks when they were made (by the interrupted run, or this one): each configured
+    # itself as it first booted, and its unit's log is on the node
+    booted = cli.exec("ovn-host-01", "systemctl is-active ovn-lab-first-boot; cat /var/log/ovn-lab/first-boot.log")
+    assert booted.startswith("active\n") and "ovn-host-01 # systemctl enable --now ovn-host" in booted, booted
     # the VMs take the lab's own key, not Vagrant's insecure one that every Vagrant ships; no password
     # logs in (sshd offers publickey only) and root's password is locked
     block = cli("ssh-config").stdout.split("Host ovn-host-01\n")[1].split("\nHost ")[0]
@@ -157,7 +161,19 @@ def test_vm_lab_end_to_end(cli: Cli) -> None:
     (other / "lab.toml").write_text(SECOND_LAB)
     second = Cli(other / "lab.toml")
     try:
-        second("up", "--backend", "vagrant", timeout=1500)
+        # made by this up, c1 configures itself as it boots (from its seed disk) and up only proves the
+        # gates; h1's first-boot unit fails (a fault this test sets): up names it, shows its log, and
+        # provisions h1 over ssh
+        monkeypatch.setenv("OVN_LAB_FAULT_FIRST_BOOT", "h1")
+        up2 = second("up", "--backend", "vagrant", timeout=1500).stdout
+        monkeypatch.delenv("OVN_LAB_FAULT_FIRST_BOOT")
+        print(up2)
+        assert "configured as they booted: c1\n" in up2, up2
+        failed = "h1: ovn-lab-first-boot.service did not configure it (failed, result exit-code, exit status 2)"
+        assert f"{failed}; provisioning it over ssh instead" in up2, up2
+        assert "h1 # tail -n 15 /var/log/ovn-lab/first-boot.log" in up2 and "unknown steps ['fault']" in up2, up2
+        assert "OVS, underlay, br-int on h1; then ovn-controller" in up2, up2
+        assert "lab t-vm2 is up" in up2, up2
         assert "ssl:192.168.7.61:6642" in second.exec("h1", "ovs-vsctl get open . external_ids:ovn-remote")
         assert second.exec("h1", "ovn-appctl -t ovn-controller connection-status").strip() == "connected"
         second("demo", timeout=600)

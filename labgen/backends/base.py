@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import subprocess
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from ..model import Lab
@@ -61,8 +62,10 @@ class Backend(ABC):
     def probes(self) -> list[Probe]: ...
 
     @abstractmethod
-    def create(self, log: Log) -> None:
-        """Bring every node up; finishes a partial earlier run."""
+    def create(self, log: Log, first_boot: Mapping[str, dict[str, Any]]) -> set[str]:
+        """Bring every node up; finishes a partial earlier run. `first_boot`: each node's request, the
+        steps `up` runs on it and its plan, for a backend that can have a new node apply it as it boots.
+        Returns the nodes that did (this run made them, and proved it); `up` provisions the others."""
 
     @abstractmethod
     def destroy(self, log: Log) -> None:

@@ -62,7 +62,9 @@ def root_ssh(plan: Plan, facts: FactMap) -> Iterator[Op]:
         yield Noop("sshd takes keys only")
     else:
         yield Write(SSHD_CONF, SSHD_TEXT)
-        yield cmd("systemctl", "reload", "ssh")
+        # at first boot sshd starts after this (its start job waits for ours: a reload would wait for it)
+        if facts["unit:ssh"]["active"]:
+            yield cmd("systemctl", "reload", "ssh")
     if facts["passwd_locked:root"]:
         yield Noop("root's password is locked")
     else:

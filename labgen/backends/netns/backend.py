@@ -15,9 +15,10 @@ import pwd
 import shlex
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from provision.facts import netns_names
 from provision.names import LOOPBACK, NETNS_UNDERLAY_NIC, UNDERLAY_BRIDGE, underlay_veth
@@ -114,7 +115,7 @@ class NetnsBackend(Backend):
         ]
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def create(self, log: Log) -> None:
+    def create(self, log: Log, first_boot: Mapping[str, dict[str, Any]]) -> set[str]:
         self.state.make("ns")
         if self.keeper.pid is None:
             log("unshare --user --map-root-user --net --mount --uts --ipc --pid   # the lab's own namespaces")
@@ -152,6 +153,7 @@ class NetnsBackend(Backend):
         with ThreadPoolExecutor(max_workers=len(self.lab.nodes)) as pool:
             for f in [pool.submit(one, i, node) for i, node in enumerate(self.lab.nodes)]:
                 f.result()
+        return set()  # nodes of namespaces have no boot: `up` provisions them all
 
     def _container(self, node: str, log: Log) -> None:
         mnt, uts = self.nsdir / f"{node}.mnt", self.nsdir / f"{node}.uts"

@@ -9,13 +9,12 @@ Vagrant's own state was lost.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shlex
 import subprocess
-import tarfile
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,12 @@ from ...errors import BackendFailed
 from ...gates import wait_for
 from ...model import Lab
 from ..base import Backend, Log, Probe
-from . import libvirt
+from . import libvirt, seed
+from .boxdata import REMOTE_DIR
 from .host import OWN_BOX, host_probes
 from .render import Kernel, render_vagrantfile
 from .run import control_dir, insecure_key, vagrant_up
-
-REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs
-REPO = Path(__file__).resolve().parents[3]
+from .seed import provisioner_tar
 
 
 class VagrantBackend(Backend):
@@ -97,6 +95,19 @@ class VagrantBackend(Backend):
         found = sorted(base.glob("*/libvirt"))
         return found[-1] if found else None
 
+    def box_features(self) -> dict[str, str]:
+        """What the box can do (boxdata.FEATURES, in the box's folder): none for a box not ours, or ours
+        built before it said."""
+        box = self.box_dir()
+        path = box / "ovn-lab.json" if box else None
+        return json.loads(path.read_text()) if path and path.exists() else {}
+
+    def seeds(self) -> dict[str, str]:
+        """Node -> its seed disk's volume, where the box applies one at first boot (seed.py)."""
+        if not self.box_features().get("first_boot"):
+            return {}
+        return {n: f"{self.lab.scoped(n)}-seed.tar" for n in self.lab.node_names}
+
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
         return host_probes(self.lab, self.box_dir, self.networks)
@@ -117,6 +128,7 @@ class VagrantBackend(Backend):
             kernel,
             fast_guest=kernel is not None,
             ssh_keys=(str(self.lab_key()), str(insecure_key())),
+            seeds=self.seeds(),
         )
         self.state.make()
         self.state.vagrantfile.write_text(text)
@@ -134,7 +146,8 @@ class VagrantBackend(Backend):
         m = re.search(r'cmd_line = "([^"]*)"', (box / "Vagrantfile").read_text())
         with libvirt.connection() as conn:
             paths = {
-                kind: libvirt.upload(conn, box / kind, self.lab.scoped(kind)) for kind in ("vmlinuz", "initrd.img")
+                kind: libvirt.upload(conn, (box / kind).read_bytes(), self.lab.scoped(kind))
+                for kind in ("vmlinuz", "initrd.img")
             }
         return Kernel(paths["vmlinuz"], paths["initrd.img"], m[1] if m else "root=/dev/vda rw console=ttyS0")
 
@@ -149,7 +162,7 @@ class VagrantBackend(Backend):
             build_box(name)
         return [("box", name, box_file(name))]
 
-    def create(self, log: Log) -> None:
+    def create(self, log: Log, first_boot: Mapping[str, dict[str, Any]]) -> set[str]:
         if self.box_dir() is None:
             if self.lab.vagrant.box != OWN_BOX:
                 raise BackendFailed(
@@ -159,6 +172,7 @@ class VagrantBackend(Backend):
 
             build_box(self.lab.vagrant.box)
         log(f"accelerator: {libvirt.choose_accel(self.lab.vagrant.accel).reason}")
+        seeded = seed.deliver(self.lab, self.seeds(), first_boot, log)
         self.render()
         logf = self.state.log("vagrant-up")
         log(f"vagrant up (all VMs in parallel), log: {logf}")
@@ -168,6 +182,7 @@ class VagrantBackend(Backend):
         # once, before its sshd answers: every VM must run a command before provisioning starts
         for n in self.lab.node_names:
             wait_for(n, "a command to run over ssh", functools.partial(self.ran, n), lambda: f"see {logf}", 300)
+        return {n for n in sorted(seeded) if seed.applied(self.run, n, log)}
 
     def write_ssh_config(self) -> None:
         text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())
@@ -226,14 +241,8 @@ class VagrantBackend(Backend):
 
     def prepare(self, node: str) -> None:
         """Copy the provisioner package into the VM (a tar over the ssh connection)."""
-        with tempfile.TemporaryFile() as buf:
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                tar.add(
-                    REPO / "provision", arcname="provision", filter=lambda t: None if "__pycache__" in t.name else t
-                )
-            buf.seek(0)
-            unpack = ["sh", "-c", f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar x -C {REMOTE_DIR}"]
-            r = subprocess.run(self.node_argv(node, unpack), stdin=buf, capture_output=True)
+        unpack = ["sh", "-c", 'rm -rf "$1" && mkdir -p "$1" && tar x -C "$1"', "sh", REMOTE_DIR]
+        r = subprocess.run(self.node_argv(node, unpack), input=provisioner_tar(), capture_output=True)
         if r.returncode:
             raise BackendFailed(f"{node}: copying the provisioner failed: {r.stderr.decode().strip()}")
 
@@ -269,6 +278,7 @@ class VagrantBackend(Backend):
 
     def _sweep(self, *, dry_run: bool) -> list[str]:
         domains = {self.lab.scoped(n) for n in self.state.known_nodes()}
+        # a domain's own volumes (and seed disk, `<domain>-seed.tar`) go with it; the kernel is the lab's
         kernel = {self.lab.scoped("vmlinuz"), self.lab.scoped("initrd.img")}
         return libvirt.sweep(self.lab.name, domains, self.networks, kernel, dry_run=dry_run)
 

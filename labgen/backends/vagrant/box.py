@@ -7,6 +7,7 @@ comes up with no network. Built once, the .box file can be copied to every lapto
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from ...errors import BackendFailed
 from ...rootfs import CACHE, chroot_runner, debootstrap, forget_identity, host_mirror, slim
 from ...rootfs import run as _run
 from ...ui import console, step
-from .boxdata import BOX_VAGRANTFILE, FILES, PACKAGES, PRUNE_MODULES, SIZE_GIB
+from .boxdata import BOX_VAGRANTFILE, FEATURES, FILES, FIRST_BOOT, FIRST_BOOT_UNIT, PACKAGES, PRUNE_MODULES, SIZE_GIB
 from .libvirt import drop_box_volumes
 
 
@@ -106,6 +107,7 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
     (root / "etc/sudoers.d/vagrant").chmod(0o440)
+    (root / FIRST_BOOT).chmod(0o755)
     (root / "etc/network/interfaces.d").mkdir(exist_ok=True)
     with (root / "etc/dhcp/dhclient.conf").open("a") as f:
         f.write("timeout 30;\n")
@@ -130,6 +132,7 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
             "apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
             "e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-pstore.service getty@.service || true",
         )
+        chroot("systemctl", "enable", FIRST_BOOT_UNIT)
         chroot(
             "sh",
             "-c",
@@ -181,9 +184,10 @@ def _make_box(root: Path, work: Path, out: Path, log: Path) -> None:
     shutil.copy(sorted((root / "boot").glob("initrd.img-*"))[-1], boxdir / "initrd.img")
     (boxdir / "metadata.json").write_text(f'{{"provider":"libvirt","format":"qcow2","virtual_size":{SIZE_GIB}}}\n')
     (boxdir / "Vagrantfile").write_text(BOX_VAGRANTFILE)
+    (boxdir / "ovn-lab.json").write_text(json.dumps(FEATURES) + "\n")
     tmp = out.with_suffix(".box.part")
     with tarfile.open(tmp, "w") as tar:
-        for member in ("metadata.json", "Vagrantfile", "box.img", "vmlinuz", "initrd.img"):
+        for member in ("metadata.json", "Vagrantfile", "ovn-lab.json", "box.img", "vmlinuz", "initrd.img"):
             tar.add(boxdir / member, arcname=member)
     tmp.rename(out)
     shutil.rmtree(boxdir)

@@ -3,6 +3,8 @@ the box's own Vagrantfile (direct kernel boot)."""
 
 from __future__ import annotations
 
+from provision.facts import FIRST_BOOT_UNIT, SEED_SERIAL
+
 PACKAGES = [
     "systemd-sysv",
     "systemd",
@@ -51,6 +53,11 @@ PRUNE_MODULES = [
     "drivers/usb",
 ]
 
+REMOTE_DIR = "/opt/ovn-lab"  # where the provisioner package goes inside the VMs (first boot, or ssh)
+FIRST_BOOT = "usr/local/sbin/ovn-lab-first-boot"
+# what the box can do, read by the backend from the box's folder (a box built before has no such file)
+FEATURES = {"first_boot": FIRST_BOOT_UNIT, "seed_serial": SEED_SERIAL}
+
 FILES = {
     "etc/hostname": "bookworm\n",
     "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 bookworm\n::1 localhost ip6-localhost ip6-loopback\n",
@@ -73,6 +80,44 @@ FILES = {
     "etc/ssh/sshd_config.d/vagrant.conf": (
         "UseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+    ),
+    # The node's plan applied as it boots, before sshd starts: when ssh answers, OVS/OVN is configured.
+    # Once only (a reboot after a failure is left to the ssh path), and only with the lab's seed disk, a
+    # tar of the provisioner and the request (`{"steps": [...], "plan": {...}}`) that `up` made for it.
+    FIRST_BOOT: (
+        "#!/bin/sh\n"
+        "# ovn-lab-first-boot [--has-seed]: apply the request on the lab's seed disk (found by its serial)\n"
+        "set -eu\n"
+        "seed() {\n"
+        "  for f in /sys/block/*/serial; do\n"
+        f'    [ "$(cat "$f" 2>/dev/null)" = {SEED_SERIAL} ] || continue\n'
+        '    d=${f%/serial}; echo "/dev/${d##*/}"; return 0\n'
+        "  done\n"
+        "  return 1\n"
+        "}\n"
+        'if [ "${1:-}" = --has-seed ]; then seed >/dev/null; exit; fi\n'
+        "umask 077\n"
+        "dev=$(seed)\n"
+        "mkdir -p /var/lib/ovn-lab && touch /var/lib/ovn-lab/first-boot.done\n"
+        f'rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar -x -f "$dev" -C {REMOTE_DIR}\n'
+        f"exec env PYTHONPATH={REMOTE_DIR} python3 -S -m provision --first-boot {REMOTE_DIR}/first-boot.json\n"
+    ),
+    f"etc/systemd/system/{FIRST_BOOT_UNIT}": (
+        "[Unit]\n"
+        "Description=ovn-lab: apply this node's plan from the lab's seed disk, once\n"
+        "ConditionPathExists=!/var/lib/ovn-lab/first-boot.done\n"
+        "Wants=openvswitch-switch.service\n"
+        "After=openvswitch-switch.service networking.service\n"
+        "Before=ssh.service\n\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        f"ExecCondition=/{FIRST_BOOT} --has-seed\n"
+        f"ExecStart=/{FIRST_BOOT}\n"
+        "TimeoutStartSec=400\n"
+        "StandardOutput=journal+console\n\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
     ),
     # Vagrant's Debian hostname step restarts ifup@ for every interface; tolerate non-hotplug ones
     "etc/systemd/system/ifup@.service.d/vagrant.conf": (

@@ -8,7 +8,6 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from ... import procfs
@@ -86,11 +85,10 @@ def pool_path() -> str:
         return POOL_PATH
 
 
-def upload(conn: Any, src: Path, name: str) -> str:
-    """`src` as a raw volume of the pool (qemu runs as libvirt-qemu and cannot read a private home);
+def upload(conn: Any, data: bytes, name: str) -> str:
+    """`data` as a raw volume of the pool (qemu runs as libvirt-qemu and cannot read a private home);
     kept when it has the same bytes already. Returns the volume's path."""
     lv = module()
-    data = src.read_bytes()
     p = pool(conn)
     try:
         vol = p.storageVolLookupByName(name)
@@ -133,6 +131,12 @@ def _same(conn: Any, vol: Any, data: bytes) -> bool:
     stream.recvAll(sink, None)
     stream.finish()
     return b"".join(chunks) == data
+
+
+def domains(names: set[str]) -> set[str]:
+    """Which of the domains `names` exist."""
+    with connection() as conn:
+        return {d.name() for d in conn.listAllDomains()} & names
 
 
 def drop_box_volumes(box: str) -> list[str]:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jinja2
 
+from provision.facts import SEED_SERIAL
+
 from ...model import Lab
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3]
@@ -32,10 +34,17 @@ def rb(value: object) -> str:
 
 
 def render_vagrantfile(
-    lab: Lab, accel: Accel, kernel: Kernel | None, *, fast_guest: bool, ssh_keys: tuple[str, ...] = ()
+    lab: Lab,
+    accel: Accel,
+    kernel: Kernel | None,
+    *,
+    fast_guest: bool,
+    ssh_keys: tuple[str, ...] = (),
+    seeds: dict[str, str] | None = None,
 ) -> str:
     """`ssh_keys`: the private keys Vagrant tries, the lab's own first (Vagrant's insecure one logs in
-    only until the provisioner's root-ssh step replaced it)."""
+    only until the provisioner's root-ssh step replaced it). `seeds`: node -> the pool volume of its seed
+    disk, for a box that applies one as it first boots."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=False,
@@ -54,4 +63,6 @@ def render_vagrantfile(
         mgmt_network=lab.scoped("mgmt"),
         underlay_network=lab.scoped("underlay"),
         ssh_keys=list(ssh_keys),
+        seeds=seeds or {},
+        seed_serial=SEED_SERIAL,
     )

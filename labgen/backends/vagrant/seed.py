@@ -1,0 +1,87 @@
+"""What a new VM applies as it first boots: a seed disk, a tar of the provisioner package and the node's
+request (`{"steps": [...], "plan": {...}}`, what `up` would run over ssh). It is a raw volume of the
+libvirt pool (qemu cannot read a private home), root's, that the VM gets as a disk with the serial
+SEED_SERIAL; the box's first-boot unit (boxdata.FILES) finds it by that serial and applies it before sshd
+starts. After boot the host reads the unit's state (fact `first_boot`) and, on failure, its log."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from provision.core import prompt
+from provision.facts import FACTS, FIRST_BOOT_LOG, FIRST_BOOT_UNIT
+
+from ...model import Lab
+from ..base import Log, Result
+from . import libvirt
+
+Run = Callable[..., Result]  # Backend.run: a command on a node
+
+REPO = Path(__file__).resolve().parents[3]
+FAULT = "OVN_LAB_FAULT_FIRST_BOOT"  # tests: a comma-separated list of nodes whose first boot fails
+REQUEST = "first-boot.json"  # in the tar, beside provision/: the unit passes it to `provision --first-boot`
+
+
+def provisioner_tar(request: dict[str, Any] | None = None) -> bytes:
+    """The provisioner package as a tar, plus the request (root's only: it may hold the node's TLS key).
+    The same files give the same bytes (member times are the files'), so an unchanged seed is not
+    uploaded again."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(REPO / "provision", arcname="provision", filter=lambda t: None if "__pycache__" in t.name else t)
+        if request is not None:
+            data = json.dumps(request, sort_keys=True).encode()
+            info = tarfile.TarInfo(REQUEST)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def deliver(lab: Lab, seeds: dict[str, str], first_boot: Mapping[str, dict[str, Any]], log: Log) -> set[str]:
+    """Each node this run creates gets its request on its seed disk (`seeds`: node -> volume); nodes that
+    exist already booted without it (or applied an older one): `up` provisions them over ssh. Returns the
+    seeded nodes."""
+    if not seeds:
+        return set()
+    existing = libvirt.domains({lab.scoped(n) for n in lab.node_names})
+    fresh = {n for n in lab.node_names if lab.scoped(n) not in existing}
+    faulty = os.environ.get(FAULT, "").split(",")
+    with libvirt.connection() as conn:
+        for n in sorted(fresh & set(first_boot)):
+            # a fault for the VM tier: a step no provisioner has, so the unit fails as any failed step would
+            request = {**first_boot[n], "steps": ["fault", *first_boot[n]["steps"]]} if n in faulty else first_boot[n]
+            libvirt.upload(conn, provisioner_tar(request), seeds[n])
+    if fresh:
+        log(f"{', '.join(sorted(fresh))}: configured as they boot ({FIRST_BOOT_UNIT}, from a seed disk)")
+    return fresh & set(first_boot)
+
+
+def applied(run: Run, node: str, log: Log) -> bool:
+    """Did the node's first-boot unit apply its request? sshd starts after it, so it has ended by now.
+    If not, the unit is named with its state and its log, and `up` provisions the node over ssh."""
+    fact = FACTS["first_boot"]
+    assert fact.argv is not None
+    r = run(node, fact.argv(""), timeout=30)
+    try:
+        props = fact.parse(r.stdout) if r.ok else None
+    except ValueError:
+        props = None
+    if props and props["ActiveState"] == "active" and props.get("Result") == "success":
+        return True
+    if props is None:
+        state = f"its state is unreadable: {(r.stdout + r.stderr).strip()[-200:]}"
+    elif props["ActiveState"] == "inactive" and props.get("Result") == "success":
+        state = "it did not run (no seed disk found, or not the first boot)"
+    else:
+        state = f"{props['ActiveState']}, result {props.get('Result')}, exit status {props.get('ExecMainStatus')}"
+    tail = run(node, ["tail", "-n", "15", FIRST_BOOT_LOG], timeout=30)
+    shown = [prompt(node, f"tail -n 15 {FIRST_BOOT_LOG}"), *(tail.stdout + tail.stderr).rstrip().splitlines()]
+    evidence = "\n".join("  " + ln for ln in shown)
+    log(f"{node}: {FIRST_BOOT_UNIT} did not configure it ({state}); provisioning it over ssh instead\n{evidence}")
+    return False
