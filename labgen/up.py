@@ -70,7 +70,7 @@ class Up:
         if self.central in booted:
             self.sb_started.set()  # its SB listens: the hosts provisioned below may go on
         if todo:
-            what = f"OVS, underlay, br-int on {'every node' if todo == names else ', '.join(todo)}"
+            what = f"OVS, underlay, br-int on {'every node' if len(todo) == len(names) else ', '.join(todo)}"
             if self.central in todo:
                 what += f"; NB/SB + northd on {self.central}"
             with step(f"{what}; then ovn-controller"):
@@ -81,10 +81,12 @@ class Up:
             each(names, self.registered)
 
     def steps(self, node: str) -> list[str]:
-        """Steps 1-3 on `node` one after the other, as its first boot runs them (bring_up overlaps them)."""
+        """Steps 1-3 on `node` one after the other, as its first boot runs them (bring_up overlaps them):
+        central's databases first, which start while Open vSwitch does."""
         ssl = ["ssl"] if self.lab.ovn.transport == "ssl" else []
-        central = ["central", *ssl, "sb-listen"] if node == self.central else ssl
-        return [*self.backend.prelude, "ovs", "underlay", *central, "chassis", "controller"]
+        if node == self.central:
+            return [*self.backend.prelude, "central", "ovs", "underlay", *ssl, "sb-listen", "chassis", "controller"]
+        return [*self.backend.prelude, "ovs", "underlay", *ssl, "chassis", "controller"]
 
     def bring_up(self, node: str) -> None:
         """Steps 1-3 on one node, each as soon as it can. Central starts its databases beside OVS (they

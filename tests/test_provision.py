@@ -123,7 +123,7 @@ def test_ovs_done_daemons() -> None:
 def test_ovs_systemd() -> None:
     plan = plan_for("ovn-host-01", services="systemd", datapath="system")
     assert ops("ovs", plan, {"unit:openvswitch-switch": {"enabled": False, "active": True}}) == [
-        "systemctl enable --now openvswitch-switch"
+        "systemctl enable --no-reload --now openvswitch-switch"
     ]
     assert changes(ops("ovs", plan, {"unit:openvswitch-switch": {"enabled": True, "active": True}})) == []
 
@@ -132,7 +132,7 @@ def test_central_fresh_and_done() -> None:
     plan = plan_for("ovn-central-01", services="systemd", datapath="system")
     fresh = ops("central", plan, {"unit:ovn-central": {"enabled": False, "active": False}})
     assert fresh == [
-        "systemctl enable --now ovn-central",
+        "systemctl enable --no-reload --now ovn-central",
         "wait: the NB database answers",
         "wait: the SB database answers",
     ]
@@ -200,7 +200,10 @@ def test_chassis_fresh_vm() -> None:
         "external_ids:hostname=ovn-host-01",
     ]
     controller = ops("controller", plan, {"unit:ovn-host": {"enabled": False, "active": False}})
-    assert controller == ["wait: the SB answers on tcp:192.168.1.61:6642", "systemctl enable --now ovn-host"]
+    assert controller == [
+        "wait: the SB answers on tcp:192.168.1.61:6642",
+        "systemctl enable --no-reload --now ovn-host",
+    ]
 
 
 def test_chassis_done_netns() -> None:

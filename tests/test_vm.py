@@ -132,7 +132,9 @@ def test_vm_lab_end_to_end(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     # the VMs got their seed disks when they were made (by the interrupted run, or this one): each configured
     # itself as it first booted, and its unit's log is on the node
     booted = cli.exec("ovn-host-01", "systemctl is-active ovn-lab-first-boot; cat /var/log/ovn-lab/first-boot.log")
-    assert booted.startswith("active\n") and "ovn-host-01 # systemctl enable --now ovn-host" in booted, booted
+    assert booted.startswith("active\n") and "ovn-host-01 # systemctl enable --no-reload --now ovn-host" in booted, (
+        booted
+    )
     # the VMs take the lab's own key, not Vagrant's insecure one that every Vagrant ships; no password
     # logs in (sshd offers publickey only) and root's password is locked
     block = cli("ssh-config").stdout.split("Host ovn-host-01\n")[1].split("\nHost ")[0]

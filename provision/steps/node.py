@@ -62,7 +62,8 @@ def root_ssh(plan: Plan, facts: FactMap) -> Iterator[Op]:
         yield Noop("sshd takes keys only")
     else:
         yield Write(SSHD_CONF, SSHD_TEXT)
-        # at first boot sshd starts after this (its start job waits for ours: a reload would wait for it)
+        # sshd not running (yet): it reads the file when it starts; a reload of a unit whose start job is
+        # queued would wait for that job
         if facts["unit:ssh"]["active"]:
             yield cmd("systemctl", "reload", "ssh")
     if facts["passwd_locked:root"]:

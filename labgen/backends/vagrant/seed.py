@@ -1,7 +1,7 @@
 """What a new VM applies as it first boots: a seed disk, a tar of the provisioner package and the node's
 request (`{"steps": [...], "plan": {...}}`, what `up` would run over ssh). It is a raw volume of the
 libvirt pool (qemu cannot read a private home), root's, that the VM gets as a disk with the serial
-SEED_SERIAL; the box's first-boot unit (boxdata.FILES) finds it by that serial and applies it before sshd
+SEED_SERIAL; the box's first-boot unit (boxdata.FILES) finds it by that serial and applies it as sshd
 starts. After boot the host reads the unit's state (fact `first_boot`) and, on failure, its log."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from provision.core import prompt
 from provision.facts import FACTS, FIRST_BOOT_LOG, FIRST_BOOT_UNIT
 
+from ...gates import wait_for
 from ...model import Lab
 from ..base import Log, Result
 from . import libvirt
@@ -63,11 +64,20 @@ def deliver(lab: Lab, seeds: dict[str, str], first_boot: Mapping[str, dict[str, 
 
 
 def applied(run: Run, node: str, log: Log) -> bool:
-    """Did the node's first-boot unit apply its request? sshd starts after it, so it has ended by now.
+    """Did the node's first-boot unit apply its request? A bounded wait for it to end (it starts after
+    sshd, so Vagrant may be done before it is), then its state.
     If not, the unit is named with its state and its log, and `up` provisions the node over ssh."""
     fact = FACTS["first_boot"]
     assert fact.argv is not None
-    r = run(node, fact.argv(""), timeout=30)
+    argv = fact.argv("")
+    got: list[Result] = []
+
+    def ended() -> tuple[bool, str]:
+        got[:] = [run(node, argv, timeout=30)]
+        return "ActiveState=activating" not in got[0].stdout, got[0].stdout.strip().replace("\n", " ")
+
+    wait_for(node, f"{FIRST_BOOT_UNIT} to end", ended, lambda: "", 420)
+    r = got[0]
     try:
         props = fact.parse(r.stdout) if r.ok else None
     except ValueError:
