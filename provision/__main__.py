@@ -35,12 +35,18 @@ def session() -> int:
     Under TCG each python3 start (and ssh login) saved is a fraction of a second."""
     for line in sys.stdin:
         req = json.loads(line)
-        bad = [s for s in req["steps"] if s not in STEPS]
+        bad = unknown(req["steps"])
         rc = 2 if bad else run_steps(req["plan"], req["steps"], err=sys.stdout)  # in order with the output
         if bad:
-            print(f"python3 -m provision: unknown steps {bad}; steps: {', '.join(STEPS)}", flush=True)
+            print(bad, flush=True)
         print(f"{END}{rc}", flush=True)
     return 0
+
+
+def unknown(steps: list[str]) -> str | None:
+    """What to say when a request names steps this provisioner has not (None: it has them all)."""
+    bad = [s for s in steps if s not in STEPS]
+    return f"python3 -m provision: unknown steps {bad}; steps: {', '.join(STEPS)}" if bad else None
 
 
 class Tee:
@@ -66,9 +72,9 @@ def first_boot(path: str) -> int:
     os.makedirs(os.path.dirname(FIRST_BOOT_LOG), exist_ok=True)
     with open(FIRST_BOOT_LOG, "a") as log:
         out = Tee(sys.stdout, log)
-        bad = [s for s in req["steps"] if s not in STEPS]
+        bad = unknown(req["steps"])
         if bad:
-            out.write(f"python3 -m provision: unknown steps {bad}; steps: {', '.join(STEPS)}\n")
+            out.write(bad + "\n")
             return 2
         return run_steps(req["plan"], req["steps"], err=out, out=out)
 

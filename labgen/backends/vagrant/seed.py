@@ -70,18 +70,19 @@ def applied(run: Run, node: str, log: Log) -> bool:
     fact = FACTS["first_boot"]
     assert fact.argv is not None
     argv = fact.argv("")
-    got: list[Result] = []
+    got: list[tuple[Result, dict[str, str] | None]] = []
 
     def ended() -> tuple[bool, str]:
-        got[:] = [run(node, argv, timeout=30)]
-        return "ActiveState=activating" not in got[0].stdout, got[0].stdout.strip().replace("\n", " ")
+        r = run(node, argv, timeout=30)
+        try:
+            props = fact.parse(r.stdout) if r.ok else None
+        except ValueError:
+            props = None  # unreadable: reported below, not waited on
+        got[:] = [(r, props)]
+        return props is None or props["ActiveState"] != "activating", r.stdout.strip().replace("\n", " ")
 
     wait_for(node, f"{FIRST_BOOT_UNIT} to end", ended, lambda: "", 420)
-    r = got[0]
-    try:
-        props = fact.parse(r.stdout) if r.ok else None
-    except ValueError:
-        props = None
+    r, props = got[0]
     if props and props["ActiveState"] == "active" and props.get("Result") == "success":
         return True
     if props is None:
