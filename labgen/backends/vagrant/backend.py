@@ -106,7 +106,7 @@ class VagrantBackend(Backend):
         """Node -> its seed disk's volume, where the box applies one at first boot (seed.py)."""
         if not self.box_features().get("first_boot"):
             return {}
-        return {n: f"{self.lab.scoped(n)}-seed.tar" for n in self.lab.node_names}
+        return {n: f"{self.lab.scoped(n)}-seed.qcow2" for n in self.lab.node_names}
 
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
@@ -278,7 +278,7 @@ class VagrantBackend(Backend):
 
     def _sweep(self, *, dry_run: bool) -> list[str]:
         domains = {self.lab.scoped(n) for n in self.state.known_nodes()}
-        # a domain's own volumes (and seed disk, `<domain>-seed.tar`) go with it; the kernel is the lab's
+        # a domain's own volumes (and seed disk, `<domain>-seed.qcow2`) go with it; the kernel is the lab's
         kernel = {self.lab.scoped("vmlinuz"), self.lab.scoped("initrd.img")}
         return libvirt.sweep(self.lab.name, domains, self.networks, kernel, dry_run=dry_run)
 

@@ -85,9 +85,9 @@ def pool_path() -> str:
         return POOL_PATH
 
 
-def upload(conn: Any, data: bytes, name: str) -> str:
-    """`data` as a raw volume of the pool (qemu runs as libvirt-qemu and cannot read a private home);
-    kept when it has the same bytes already. Returns the volume's path."""
+def upload(conn: Any, data: bytes, name: str, fmt: str = "raw") -> str:
+    """`data`, an image file of format `fmt`, as a volume of the pool (qemu runs as libvirt-qemu and
+    cannot read a private home); kept when it has the same bytes already. Returns the volume's path."""
     lv = module()
     p = pool(conn)
     try:
@@ -98,7 +98,7 @@ def upload(conn: Any, data: bytes, name: str) -> str:
     except lv.libvirtError:
         pass
     vol = p.createXML(
-        f"<volume><name>{name}</name><capacity>{len(data)}</capacity><target><format type='raw'/></target></volume>",
+        f"<volume><name>{name}</name><capacity>{len(data)}</capacity><target><format type='{fmt}'/></target></volume>",
         0,
     )
     stream = conn.newStream(0)
@@ -111,7 +111,7 @@ def upload(conn: Any, data: bytes, name: str) -> str:
 def _same(conn: Any, vol: Any, data: bytes) -> bool:
     """The volume holds `data`: read directly where the user may (root), else through libvirt (the
     volume is root's, 0600: reading it so costs less than uploading it again at every `up`)."""
-    if vol.info()[1] != len(data):
+    if vol.infoFlags(module().VIR_STORAGE_VOL_GET_PHYSICAL)[2] != len(data):  # the file's size, any format
         return False
     try:
         with open(vol.path(), "rb") as f:

@@ -1,15 +1,18 @@
 """What a new VM applies as it first boots: a seed disk, a tar of the provisioner package and the node's
-request (`{"steps": [...], "plan": {...}}`, what `up` would run over ssh). It is a raw volume of the
+request (`{"steps": [...], "plan": {...}}`, what `up` would run over ssh). It is a qcow2 volume of the
 libvirt pool (qemu cannot read a private home), root's, that the VM gets as a disk with the serial
-SEED_SERIAL; the box's first-boot unit (boxdata.FILES) finds it by that serial and applies it as sshd
-starts. After boot the host reads the unit's state (fact `first_boot`) and, on failure, its log."""
+SEED_SERIAL (qcow2, not raw: libvirt's internal snapshots, `invoke snapshot`, need every disk qcow2).
+The box's first-boot unit (boxdata.FILES) finds it by that serial and applies it as sshd starts. After
+boot the host reads the unit's state (fact `first_boot`) and, on failure, its log."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,16 @@ def provisioner_tar(request: dict[str, Any] | None = None) -> bytes:
     return buf.getvalue()
 
 
+def image(tar: bytes) -> bytes:
+    """`tar` as a qcow2 image whose disk reads as the tar (qemu-img's output is the same for the same
+    input, so an unchanged seed still compares equal)."""
+    with tempfile.TemporaryDirectory() as d:  # 0700: the tar may hold a TLS key
+        raw, out = Path(d, "seed.tar"), Path(d, "seed.qcow2")
+        raw.write_bytes(tar)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out], check=True, capture_output=True)
+        return out.read_bytes()
+
+
 def deliver(lab: Lab, seeds: dict[str, str], first_boot: Mapping[str, dict[str, Any]], log: Log) -> set[str]:
     """Each node this run creates gets its request on its seed disk (`seeds`: node -> volume); nodes that
     exist already booted without it (or applied an older one): `up` provisions them over ssh. Returns the
@@ -57,7 +70,7 @@ def deliver(lab: Lab, seeds: dict[str, str], first_boot: Mapping[str, dict[str, 
         for n in sorted(fresh & set(first_boot)):
             # a fault for the VM tier: a step no provisioner has, so the unit fails as any failed step would
             request = {**first_boot[n], "steps": ["fault", *first_boot[n]["steps"]]} if n in faulty else first_boot[n]
-            libvirt.upload(conn, provisioner_tar(request), seeds[n])
+            libvirt.upload(conn, image(provisioner_tar(request)), seeds[n], "qcow2")
     if fresh:
         log(f"{', '.join(sorted(fresh))}: configured as they boot ({FIRST_BOOT_UNIT}, from a seed disk)")
     return fresh & set(first_boot)
