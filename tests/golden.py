@@ -54,7 +54,7 @@ def vagrantfile(case: str) -> str:
     accel, kernel, fast = RENDER_CASES[case]
     lab = load_lab("lab.toml")
     keys = (f"{lab.state_dir}/ssh/vm_ed25519", f"{lab.state_dir}/ssh/vagrant-insecure")  # test_render makes both
-    seeds = {n: f"{lab.scoped(n)}-seed.tar" for n in lab.node_names} if fast else {}
+    seeds = {n: f"{lab.scoped(n)}-seed.qcow2" for n in lab.node_names} if fast else {}
     text = render_vagrantfile(lab, accel, kernel, fast_guest=fast, ssh_keys=keys, seeds=seeds)
     return text.replace(str(lab.state_dir), STATE)
 

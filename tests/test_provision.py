@@ -190,7 +190,8 @@ def test_chassis_fresh_vm() -> None:
         "file:/etc/openvswitch/system-id.conf": "5c1e0a7e-random-uuid",
     }
     assert changes(ops("chassis", plan, facts)) == [
-        "hostnamectl set-hostname ovn-host-01",
+        "cat > /etc/hostname <<'EOF'\novn-host-01\nEOF",
+        "hostname ovn-host-01",
         "sed -i 's/^127.0.1.1.*/127.0.1.1 ovn-host-01/' /etc/hosts",
         "ovs-vsctl --may-exist add-br br-int -- set bridge br-int fail-mode=secure other_config:disable-in-band=true "
         "other_config:datapath-id=00000000c0a8013e",

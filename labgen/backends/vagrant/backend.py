@@ -9,12 +9,14 @@ Vagrant's own state was lost.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +180,16 @@ class VagrantBackend(Backend):
         log(f"vagrant up (all VMs in parallel), log: {logf}")
         vagrant_up(self.lab.name, self.state.dir, self.env(), logf)
         self.write_ssh_config()
-        # a VM an interrupted `vagrant up` booted counts as up for the next one, which then returns at
-        # once, before its sshd answers: every VM must run a command before provisioning starts
-        for n in self.lab.node_names:
+
+        def ready(n: str) -> bool:
+            # a VM an interrupted `vagrant up` booted counts as up for the next one, which then returns at
+            # once, before its sshd answers: every VM must run a command; then, did its first boot configure it?
             wait_for(n, "a command to run over ssh", functools.partial(self.ran, n), lambda: f"see {logf}", 300)
-        return {n for n in sorted(seeded) if seed.applied(self.run, n, log)}
+            return n in seeded and seed.applied(self.run, n, log)
+
+        names = self.lab.node_names
+        with ThreadPoolExecutor(len(names)) as pool:  # each VM at once: a first login costs seconds under TCG
+            return {n for n, ok in zip(names, pool.map(ready, names), strict=True) if ok}
 
     def write_ssh_config(self) -> None:
         text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())
@@ -204,11 +211,9 @@ class VagrantBackend(Backend):
     def _close_ssh(self, nodes: Sequence[str]) -> None:
         """End the master connections (one per node and login: vagrant, root): after a snapshot restore
         they point at TCP sessions the VMs no longer have, and would hang every command."""
-        if self.state.ssh_config.exists():
-            for n in nodes:
-                for login in ([], ["-l", "root"]):
-                    cfg = str(self.state.ssh_config)
-                    subprocess.run(["ssh", "-F", cfg, *login, "-O", "exit", n], capture_output=True)
+        cfg = str(self.state.ssh_config)
+        for n, login in itertools.product(nodes if self.state.ssh_config.exists() else [], ([], ["-l", "root"])):
+            subprocess.run(["ssh", "-F", cfg, *login, "-O", "exit", n], capture_output=True)
 
     def after_install(self) -> None:
         """Once root accepts the lab's key (step root-ssh), log in as root: no sudo, ~0.1 s less a command."""
@@ -222,8 +227,9 @@ class VagrantBackend(Backend):
             except subprocess.TimeoutExpired:
                 return False  # stay with sudo: slower, not wrong
 
-        if all(root_ok(n) for n in self.lab.node_names):
-            self.state.root_marker.write_text("")
+        with ThreadPoolExecutor(len(self.lab.node_names)) as pool:
+            if all(pool.map(root_ok, self.lab.node_names)):
+                self.state.root_marker.write_text("")
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
         if not self.state.ssh_config.exists():

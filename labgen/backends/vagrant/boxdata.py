@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from provision.facts import FIRST_BOOT_UNIT, SEED_SERIAL
 from provision.names import VM_UNDERLAY_NIC
+from provision.steps.node import SSHD_CONF, SSHD_TEXT
 
 PACKAGES = [
     "systemd-sysv",
@@ -87,6 +88,8 @@ FILES = {
         "UseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
     ),
+    # step root-ssh's file, in place before sshd first starts: the step finds it and reloads no sshd
+    SSHD_CONF.lstrip("/"): SSHD_TEXT,
     # The node's plan applied as it boots, right after sshd starts: run before it (sshd waiting), the work
     # competed with the rest of the boot on the one vCPU and ended later (measured under TCG); `up` waits
     # for the unit to end while Vagrant finishes, then reads it back.
