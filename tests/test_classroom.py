@@ -247,8 +247,16 @@ def screen(driver: Any) -> str:
 
 
 def wait(what: str, ok: Callable[[], object], timeout: float = 30) -> None:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def holds() -> object:
+        try:
+            return ok()
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False  # the next page is still loading: its element is not there yet
+
     deadline = time.monotonic() + timeout
-    while not ok():
+    while not holds():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.3)
 
