@@ -246,7 +246,8 @@ def screen(driver: Any) -> str:
     return str(driver.execute_script(browser.SCREEN_JS))
 
 
-def wait(what: str, ok: Callable[[], object], timeout: float = 30) -> None:
+def wait(what: str, ok: Callable[[], object], timeout: float = 30, shown: Callable[[], str] = str) -> None:
+    """Until ok() holds; on a timeout, say what and what `shown` returns (the evidence)."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
     def holds() -> object:
@@ -257,7 +258,7 @@ def wait(what: str, ok: Callable[[], object], timeout: float = 30) -> None:
 
     deadline = time.monotonic() + timeout
     while not holds():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {shown()}"
         time.sleep(0.3)
 
 
@@ -279,7 +280,15 @@ def test_a_trainee_in_the_browser_and_the_trainer_watching(room: Cli, served: Ca
     for line in ("ovn-nbctl ls-add net0", "ovn-nbctl lsp-add net0 '<b>x</b>'", "ovn-nbctl show"):
         keys.send_keys(line + Keys.ENTER)
     wait("net0 on the screen", lambda: "(net0)" in screen(chrome).split("ovn-nbctl show")[-1])
-    wait("step 4 ticked", lambda: "✓ done: Step 4" in chrome.find_element(By.ID, "steps").text)
+    progress = "return fetch('/seat/tseat002/progress').then((r) => r.text())"  # the seat's row as the server has it
+
+    def steps() -> str:
+        return str(chrome.find_element(By.ID, "steps").text)
+
+    def evidence() -> str:
+        return f"{steps()!r} {chrome.execute_script(progress)}"
+
+    wait("step 4 ticked", lambda: "✓ done: Step 4" in steps(), shown=evidence)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     chrome.save_screenshot(str(ARTIFACTS / "seat.png"))
     # classroom.serve restarted, the page reloaded: the same terminal, with what it showed

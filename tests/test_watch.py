@@ -107,4 +107,57 @@ def test_signature_sees_a_file_appear_and_a_process_go(tmp_path: Path) -> None:
     assert watch.signature([str(tmp_path), str(f), "/proc/1"]) != before
     time.sleep(0.01)
     assert watch.signature(["/proc/1"]) == watch.signature(["/proc/1"])
-    assert watch.signature(["/proc/999999999"]) == [("/proc/999999999", -1, -1)]
+    assert watch.signature(["/proc/999999999"]) == {"/proc/999999999": [("/proc/999999999", -1, -1)]}
+
+
+def run_watcher(monkeypatch: pytest.MonkeyPatch, reads: list[Any], ticks: int, on_tick: Any = None) -> list[Any]:
+    """lab-watch's loop for `ticks` ticks: its reads answered from `reads` in turn (a function of the read's
+    number, called during the read), no terminals; what it emitted."""
+    emitted: list[Any] = []
+    counts = {"read": 0, "tick": 0}
+
+    def read() -> dict[str, Any]:
+        counts["read"] += 1
+        return dict(reads[min(counts["read"], len(reads)) - 1](counts["read"]))
+
+    def tick() -> None:
+        counts["tick"] += 1
+        if counts["tick"] > ticks:
+            raise SystemExit(0)
+        if on_tick:
+            on_tick(counts["tick"])
+
+    monkeypatch.setattr(watch, "read", read)
+    monkeypatch.setattr(watch, "tick", tick)
+    monkeypatch.setattr(watch, "activity", lambda: None)
+    monkeypatch.setattr(watch, "emit", emitted.append)
+    with pytest.raises(SystemExit):
+        watch.main()
+    return emitted
+
+
+def test_the_watcher_sees_a_change_made_during_a_read_that_names_new_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trainee's first command in a new shell, while the watcher reads: the read names the shell's process
+    too, and the database's change during the read is still read after it."""
+    db, shell = tmp_path / "ovnnb_db.db", tmp_path / "proc-shell"
+    db.write_text("1")
+    shell.mkdir()
+
+    def during(k: int) -> dict[str, Any]:
+        if k == 2:  # ls-add commits while this read runs, after it read the switches
+            os.utime(db, ns=(0, 10**18))
+            return {"net0": False, "changes": [str(db), str(shell)]}
+        return {"net0": k > 2, "changes": [str(db)] if k == 1 else [str(db), str(shell)]}
+
+    emitted = run_watcher(monkeypatch, [during], ticks=12, on_tick=lambda t: t == 2 and db.write_text("22"))
+    assert [d.get("net0") for d in emitted] == [False, True]
+
+
+def test_the_watcher_tries_a_failed_read_again_soon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read that failed (a lab busy changing) names nothing to watch: it is read again within seconds, not
+    on the slow timer of a lab that names nothing."""
+    failed = {"error": "lab ovn-lab is busy", "steps": []}
+    emitted = run_watcher(monkeypatch, [lambda k: failed, lambda k: {"error": None, "changes": []}], ticks=8)
+    assert [d.get("error") for d in emitted] == ["lab ovn-lab is busy", None]
