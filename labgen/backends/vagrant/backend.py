@@ -8,6 +8,7 @@ Vagrant's own state was lost.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -28,7 +29,7 @@ from . import libvirt, seed
 from .boxdata import REMOTE_DIR
 from .host import OWN_BOX, host_probes
 from .render import Kernel, render_vagrantfile
-from .run import control_dir, insecure_key, vagrant_up
+from .run import control_dir, insecure_key, lab_key, ssh_hosts, vagrant_up
 from .seed import provisioner_tar
 
 
@@ -44,6 +45,7 @@ class VagrantBackend(Backend):
     def __init__(self, lab: Lab):
         super().__init__(lab)
         self.networks = (lab.scoped("underlay"), lab.scoped("mgmt"))
+        self.as_root: set[str] = set()  # nodes root logs in to before all do (then the lab's root marker)
 
     # -- vagrant ------------------------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -70,19 +72,8 @@ class VagrantBackend(Backend):
             err_cm=vagrant.make_file_cm(path),
         )
 
-    def lab_key(self) -> Path:
-        """The lab's own ssh key (made on first use, gone with teardown): the VMs accept it instead of
-        Vagrant's insecure key, which every Vagrant installation ships."""
-        key = self.state.ssh_dir / "vm_ed25519"
-        if not key.exists():
-            argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {self.lab.name}", "-f", str(key)]
-            r = subprocess.run(argv, capture_output=True, text=True)
-            if r.returncode:
-                raise BackendFailed(f"ssh-keygen failed: {r.stderr.strip()}", "apt-get install openssh-client")
-        return key
-
     def plan_extras(self, node: str) -> dict[str, str]:
-        return {"ssh_key": Path(f"{self.lab_key()}.pub").read_text().strip()}
+        return {"ssh_key": Path(f"{lab_key(self.state.ssh_dir, self.lab.name)}.pub").read_text().strip()}
 
     def _vagrant_call(self, what: str, log: str, call: Any) -> Any:
         """A python-vagrant call; its failure is the lab's, said with the log to read."""
@@ -93,8 +84,7 @@ class VagrantBackend(Backend):
 
     def box_dir(self) -> Path | None:
         home = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
-        base = home / "boxes" / self.lab.vagrant.box.replace("/", "-VAGRANTSLASH-")
-        found = sorted(base.glob("*/libvirt"))
+        found = sorted((home / "boxes" / self.lab.vagrant.box.replace("/", "-VAGRANTSLASH-")).glob("*/libvirt"))
         return found[-1] if found else None
 
     def box_features(self) -> dict[str, str]:
@@ -106,20 +96,17 @@ class VagrantBackend(Backend):
 
     def seeds(self) -> dict[str, str]:
         """Node -> its seed disk's volume, where the box applies one at first boot (seed.py)."""
-        if not self.box_features().get("first_boot"):
-            return {}
-        return {n: f"{self.lab.scoped(n)}-seed.qcow2" for n in self.lab.node_names}
+        ours = bool(self.box_features().get("first_boot"))
+        return {n: f"{self.lab.scoped(n)}-seed.qcow2" for n in self.lab.node_names if ours}
 
     # -- checks -------------------------------------------------------------------------------------------
     def probes(self) -> list[Probe]:
         return host_probes(self.lab, self.box_dir, self.networks)
 
     def labs_on_host(self) -> dict[str, str]:
-        try:
-            labs = libvirt.labs_with_domains()
-        except Exception:
-            return {}
-        return {lab: f"{len(doms)} VMs ({', '.join(doms)})" for lab, doms in sorted(labs.items())}
+        with contextlib.suppress(Exception):
+            return {lab: f"{len(ds)} VMs ({', '.join(ds)})" for lab, ds in sorted(libvirt.labs_with_domains().items())}
+        return {}
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def render(self) -> Path:
@@ -129,7 +116,7 @@ class VagrantBackend(Backend):
             libvirt.choose_accel(self.lab.vagrant.accel),
             kernel,
             fast_guest=kernel is not None,
-            ssh_keys=(str(self.lab_key()), str(insecure_key())),
+            ssh_keys=(str(lab_key(self.state.ssh_dir, self.lab.name)), str(insecure_key())),
             seeds=self.seeds(),
         )
         self.state.make()
@@ -181,18 +168,32 @@ class VagrantBackend(Backend):
         vagrant_up(self.lab.name, self.state.dir, self.env(), logf)
         self.write_ssh_config()
 
-        def ready(n: str) -> bool:
+        def ready(n: str) -> tuple[bool, bool]:
+            if n in seeded and self.root_ok(n):  # its first boot let root in: one login, not vagrant's then root's
+                self.as_root.add(n)
             # a VM an interrupted `vagrant up` booted counts as up for the next one, which then returns at
             # once, before its sshd answers: every VM must run a command; then, did its first boot configure it?
             wait_for(n, "a command to run over ssh", functools.partial(self.ran, n), lambda: f"see {logf}", 300)
-            return n in seeded and seed.applied(self.run, n, log)
+            applied = n in seeded and seed.applied(self.run, n, log)
+            return applied, applied and (n in self.as_root or self.root_ok(n))
 
         names = self.lab.node_names
         with ThreadPoolExecutor(len(names)) as pool:  # each VM at once: a first login costs seconds under TCG
-            return {n for n, ok in zip(names, pool.map(ready, names), strict=True) if ok}
+            got = dict(zip(names, pool.map(ready, names), strict=True))
+        if all(root for _, root in got.values()):
+            self.state.root_marker.write_text("")
+        return {n for n, (applied, _) in got.items() if applied}
 
     def write_ssh_config(self) -> None:
-        text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())
+        names = self.lab.node_names
+        try:  # each VM's address as libvirt leased it: what Vagrant asks too, but without starting Ruby
+            ips = libvirt.leased(self.networks[1], {n: self.lab.scoped(n) for n in names})
+        except Exception:
+            ips = {}  # a VM not there, libvirt not reachable: Vagrant says which
+        if len(ips) == len(names):
+            text = ssh_hosts(ips, [lab_key(self.state.ssh_dir, self.lab.name), insecure_key()])
+        else:
+            text = self._vagrant_call("ssh-config", "vagrant", lambda v: v.ssh_config())
         # one master connection per VM: a command then costs one round trip, not a handshake
         control = control_dir() / "%C"
         extra = (
@@ -219,24 +220,23 @@ class VagrantBackend(Backend):
         """Once root accepts the lab's key (step root-ssh), log in as root: no sudo, ~0.1 s less a command."""
         if self.state.root_marker.exists():
             return
-        argv = ["ssh", "-F", str(self.state.ssh_config), "-T", "-l", "root"]
-
-        def root_ok(node: str) -> bool:
-            try:
-                return subprocess.run([*argv, node, "true"], capture_output=True, timeout=60).returncode == 0
-            except subprocess.TimeoutExpired:
-                return False  # stay with sudo: slower, not wrong
-
         with ThreadPoolExecutor(len(self.lab.node_names)) as pool:
-            if all(pool.map(root_ok, self.lab.node_names)):
+            if all(pool.map(self.root_ok, self.lab.node_names)):
                 self.state.root_marker.write_text("")
+
+    def root_ok(self, node: str) -> bool:
+        argv = ["ssh", "-F", str(self.state.ssh_config), "-T", "-l", "root", node, "true"]
+        try:
+            return subprocess.run(argv, capture_output=True, timeout=60).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False  # stay with sudo: slower, not wrong
 
     def node_argv(self, node: str, argv: Sequence[str], *, tty: bool = False) -> list[str]:
         if not self.state.ssh_config.exists():
             self.write_ssh_config()
         ssh = ["ssh", "-F", str(self.state.ssh_config), "-t" if tty else "-T"]
         interactive = argv[:1] == ["/bin/bash"]
-        if self.state.root_marker.exists():
+        if node in self.as_root or self.state.root_marker.exists():
             return [*ssh, "-l", "root", node, "--", "exec bash -l" if interactive else shlex.join(argv)]
         return [*ssh, node, "--", "sudo -i" if interactive else "sudo " + shlex.join(argv)]
 

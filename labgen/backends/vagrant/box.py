@@ -137,7 +137,8 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
             "sh",
             "-c",
             "systemctl enable openvswitch-switch; "
-            "systemctl mask getty@tty1.service systemd-networkd-wait-online.service; "
+            # user@: no systemd user manager per login (seconds of each first login under TCG; nothing here uses one)
+            "systemctl mask getty@tty1.service systemd-networkd-wait-online.service user@.service; "
             "systemctl enable serial-getty@ttyS0.service || true",
         )
         # initramfs with only what mounts /dev/vda

@@ -1,5 +1,6 @@
 """What the VM backend and the box builder share of libvirt: the connection, the accelerator, the storage
-pool and its volumes, the networks of other labs, and the sweep that removes a lab's objects."""
+pool and its volumes, the networks of other labs, the addresses it leased, and the sweep that removes a lab's
+objects."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from typing import Any
+from xml.etree import ElementTree
 
 from ... import procfs
 from .render import Accel
@@ -178,6 +180,22 @@ def bridges_of(networks: tuple[str, ...]) -> list[str]:
             with contextlib.suppress(Exception):
                 names.append(conn.networkLookupByName(n).bridgeName())
     return names
+
+
+def leased(network: str, domains: dict[str, str]) -> dict[str, str]:
+    """node -> the address libvirt's DHCP leased to its domain (`domains`: node -> domain) on `network`, where
+    Vagrant reaches the VM; the newest lease of a NIC counts. A node without one is left out."""
+    got: dict[str, str] = {}
+    with connection() as conn:
+        newest = sorted(conn.networkLookupByName(network).DHCPLeases(), key=lambda lease: lease["expirytime"])
+        by_mac = {lease["mac"].lower(): lease["ipaddr"] for lease in newest}
+        for node, name in domains.items():
+            for nic in ElementTree.fromstring(conn.lookupByName(name).XMLDesc()).iterfind("devices/interface"):
+                source, mac = nic.find("source"), nic.find("mac")
+                on = source is not None and source.get("network") == network
+                if on and mac is not None and (ip := by_mac.get(mac.get("address", "").lower())):
+                    got[node] = ip
+    return got
 
 
 def labs_with_domains() -> dict[str, list[str]]:

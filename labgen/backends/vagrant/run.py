@@ -1,5 +1,6 @@
 """What the VM backend runs on the host: `vagrant up` (its progress beside the stage's spinner), and what
-ssh to the VMs needs of the user's account: Vagrant's insecure key and a private dir for master sockets."""
+ssh to the VMs needs of the user's account: the lab's key, Vagrant's insecure key and a private dir for master
+sockets."""
 
 from __future__ import annotations
 
@@ -28,6 +29,29 @@ def insecure_key() -> Path:
         shutil.copy(vagrant_pubkey().with_suffix(""), key)
         key.chmod(0o600)
     return key
+
+
+def lab_key(ssh_dir: Path, lab: str) -> Path:
+    """The lab's own ssh key (made on first use, gone with teardown): the VMs accept it instead of Vagrant's
+    insecure key, which every Vagrant installation ships."""
+    key = ssh_dir / "vm_ed25519"
+    if not key.exists():
+        argv = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"ovn-lab {lab}", "-f", str(key)]
+        r = subprocess.run(argv, capture_output=True, text=True)
+        if r.returncode:
+            raise BackendFailed(f"ssh-keygen failed: {r.stderr.strip()}", "apt-get install openssh-client")
+    return key
+
+
+def ssh_hosts(ips: dict[str, str], keys: list[Path]) -> str:
+    """The Host blocks `vagrant ssh-config` prints for the VMs at `ips` (node -> address), written here: the
+    same file, without starting Vagrant."""
+    files = "".join(f"  IdentityFile {k}\n" for k in keys)
+    return "".join(
+        f"Host {node}\n  HostName {ip}\n  User vagrant\n  Port 22\n  UserKnownHostsFile /dev/null\n"
+        f"  StrictHostKeyChecking no\n  PasswordAuthentication no\n{files}  IdentitiesOnly yes\n  LogLevel FATAL\n\n"
+        for node, ip in ips.items()
+    )
 
 
 def control_dir() -> Path:
