@@ -109,13 +109,13 @@ def main() -> None:
         doc["activity"] = typed
         if named is None:  # the read failed: watch what was named before, and try again soon
             retry = min(retry * 2 or RETRY, TIMER)
-        elif (named := sorted(named)) != paths:
-            # paths watched before keep their stat from before the read: a change made during it (a trainee's
-            # first command in a new shell, which the read names too) is still seen after it
-            new = signature([p for p in named if p not in before])
-            paths, before, retry = named, {p: before[p] if p in before else new[p] for p in named}, 0
         else:
             retry = 0
+            if (named := sorted(named)) != paths:
+                # paths watched before keep their stat from before the read: a change made during it (a
+                # trainee's first command in a new shell, which the read names too) is still seen after it
+                new = signature([p for p in named if p not in before])
+                paths, before = named, {p: before[p] if p in before else new[p] for p in named}
         if doc != last:
             emit(doc)
             last = doc
