@@ -132,8 +132,8 @@ def chassis(plan: Plan, facts: FactMap) -> Iterator[Op]:
     if facts["hostname"] == node:
         yield Noop(f"hostname is {node}")
     elif plan["services"] == "systemd":
-        # what `hostnamectl set-hostname` does, without starting systemd-hostnamed over D-Bus (seconds
-        # of a first boot's one vCPU under TCG)
+        # what `hostnamectl set-hostname` does, without starting systemd-hostnamed over D-Bus (slow on a
+        # first boot's one vCPU under TCG)
         yield Write("/etc/hostname", f"{node}\n", 0o644)
         yield cmd("hostname", node)
         yield cmd("sed", "-i", f"s/^127.0.1.1.*/127.0.1.1 {node}/", "/etc/hosts")

@@ -137,7 +137,7 @@ def _configure(root: Path, chroot: Callable[..., None]) -> None:
             "sh",
             "-c",
             "systemctl enable openvswitch-switch; "
-            # user@: no systemd user manager per login (seconds of each first login under TCG; nothing here uses one)
+            # user@: a login starts no systemd user manager (slow under TCG, and nothing in the lab uses one)
             "systemctl mask getty@tty1.service systemd-networkd-wait-online.service user@.service; "
             "systemctl enable serial-getty@ttyS0.service || true",
         )
