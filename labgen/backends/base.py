@@ -20,6 +20,11 @@ from ..state import LabState
 Log = Callable[[str], None]
 
 
+def quoted(path: Path) -> str:
+    """A path as an ssh_config or sshd_config value: quoted, so a space does not end it."""
+    return f'"{path}"'
+
+
 @dataclass(frozen=True)
 class Result:
     argv: tuple[str, ...]

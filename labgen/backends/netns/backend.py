@@ -27,7 +27,7 @@ from ... import procfs
 from ...errors import BackendFailed
 from ...lock import TASK
 from ...model import Lab, Node
-from ..base import Backend, Log, Probe
+from ..base import Backend, Log, Probe, quoted
 from .host import host_probes
 from .keeper import NODE_PATH, Keeper, is_mount, keepers, pinned
 
@@ -55,11 +55,6 @@ def _sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         shown = argv[argv.index("--") + 1 :] if "--" in argv else argv  # without the keeper's nsenter
         raise BackendFailed(f"{' '.join(shown)} failed: {r.stderr.strip()}")
     return r
-
-
-def _quoted(path: Path) -> str:
-    """A path as an ssh_config or sshd_config value: quoted, so a space does not end it."""
-    return f'"{path}"'
 
 
 class NetnsBackend(Backend):
@@ -221,7 +216,7 @@ class NetnsBackend(Backend):
             enter = shlex.join([*self.keeper.enter_later(), *self._in_node(n, ["sh", "-c", LOGIN, "sh"])])
             cfg = d / f"sshd_config.{n}"
             cfg.write_text(
-                f"HostKey {_quoted(d / 'host_ed25519')}\nAuthorizedKeysFile {_quoted(d / 'authorized_keys')}\n"
+                f"HostKey {quoted(d / 'host_ed25519')}\nAuthorizedKeysFile {quoted(d / 'authorized_keys')}\n"
                 "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                 "UsePAM no\nStrictModes no\nPrintMotd no\nPidFile none\n"
                 f'ForceCommand exec {enter} "$SSH_ORIGINAL_COMMAND"\n'
@@ -231,8 +226,8 @@ class NetnsBackend(Backend):
             serve = ["sh", "-c", '[ "$(id -u)" != 0 ] || mkdir -p /run/sshd; exec "$0" -i -f "$1"', sshd, str(cfg)]
             proxy = shlex.join(serve).replace("%", "%%")
             blocks.append(
-                f"Host {n}\n  User {user}\n  IdentityFile {_quoted(d / 'id_ed25519')}\n  IdentitiesOnly yes\n"
-                f"  HostKeyAlias {self.netns(n)}\n  UserKnownHostsFile {_quoted(d / 'known_hosts')}\n"
+                f"Host {n}\n  User {user}\n  IdentityFile {quoted(d / 'id_ed25519')}\n  IdentitiesOnly yes\n"
+                f"  HostKeyAlias {self.netns(n)}\n  UserKnownHostsFile {quoted(d / 'known_hosts')}\n"
                 f"  StrictHostKeyChecking yes\n  LogLevel ERROR\n  ProxyCommand {proxy}\n"
             )
         return "\n".join(blocks)

@@ -15,6 +15,7 @@ from pathlib import Path
 from ...errors import BackendFailed
 from ...lock import held_fds
 from ...ui import progress
+from ..base import quoted
 
 
 def insecure_key() -> Path:
@@ -46,7 +47,7 @@ def lab_key(ssh_dir: Path, lab: str) -> Path:
 def ssh_hosts(ips: dict[str, str], keys: list[Path]) -> str:
     """The Host blocks `vagrant ssh-config` prints for the VMs at `ips` (node -> address), written here: the
     same file, without starting Vagrant."""
-    files = "".join(f"  IdentityFile {k}\n" for k in keys)
+    files = "".join(f"  IdentityFile {quoted(k)}\n" for k in keys)
     return "".join(
         f"Host {node}\n  HostName {ip}\n  User vagrant\n  Port 22\n  UserKnownHostsFile /dev/null\n"
         f"  StrictHostKeyChecking no\n  PasswordAuthentication no\n{files}  IdentitiesOnly yes\n  LogLevel FATAL\n\n"
