@@ -139,7 +139,7 @@ FACTS: dict[str, Fact] = {
     "pid_of": Fact(None, read=pid_of),  # the process a pidfile names, proven (a dhclient)
     "unit": Fact(None, read=unit_state),
     "first_boot": Fact(
-        lambda _: ("systemctl", "show", "--property=ActiveState,Result,ExecMainStatus", FIRST_BOOT_UNIT),
+        lambda _: ("systemctl", "show", "--property=ActiveState,Result,ExecMainStatus,Job", FIRST_BOOT_UNIT),
         unit_props,
         about="the first-boot unit's state",
     ),

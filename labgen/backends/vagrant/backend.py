@@ -161,7 +161,7 @@ class VagrantBackend(Backend):
 
             build_box(self.lab.vagrant.box)
         log(f"accelerator: {libvirt.choose_accel(self.lab.vagrant.accel).reason}")
-        seeded = seed.deliver(self.lab, self.seeds(), first_boot, log)
+        seeded = seed.deliver(self.lab, seeds := self.seeds(), first_boot, log)
         self.render()
         logf = self.state.log("vagrant-up")
         log(f"vagrant up (all VMs in parallel), log: {logf}")
@@ -174,7 +174,7 @@ class VagrantBackend(Backend):
             # a VM an interrupted `vagrant up` booted counts as up for the next one, which then returns at
             # once, before its sshd answers: every VM must run a command; then, did its first boot configure it?
             wait_for(n, "a command to run over ssh", functools.partial(self.ran, n), lambda: f"see {logf}", 300)
-            applied = n in seeded and seed.applied(self.run, n, log)
+            applied = bool(seeds) and seed.applied(self.run, n, log, seeded=n in seeded)
             return applied, applied and (n in self.as_root or self.root_ok(n))
 
         names = self.lab.node_names

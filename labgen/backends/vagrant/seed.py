@@ -76,10 +76,13 @@ def deliver(lab: Lab, seeds: dict[str, str], first_boot: Mapping[str, dict[str, 
     return fresh & set(first_boot)
 
 
-def applied(run: Run, node: str, log: Log) -> bool:
+def applied(run: Run, node: str, log: Log, *, seeded: bool) -> bool:
     """Did the node's first-boot unit apply its request? A bounded wait for it to end (it starts after
-    sshd, so Vagrant may be done before it is), then its state.
-    If not, the unit is named with its state and its log, and `up` provisions the node over ssh."""
+    sshd, so Vagrant may be done before it is), then its state. A node this run did not seed (made by an
+    interrupted `up`, or up already) is waited on too but counts as not applied: `up` converges it over
+    ssh, and never while the unit still provisions it.
+    If a seeded node's unit failed, it is named with its state and its log, and `up` provisions the node
+    over ssh."""
     fact = FACTS["first_boot"]
     assert fact.argv is not None
     argv = fact.argv("")
@@ -92,9 +95,13 @@ def applied(run: Run, node: str, log: Log) -> bool:
         except ValueError:
             props = None  # unreadable: reported below, not waited on
         got[:] = [(r, props)]
-        return props is None or props["ActiveState"] != "activating", r.stdout.strip().replace("\n", " ")
+        # a start job still queued (the unit waits for sshd or the underlay NIC) is not an end either
+        running = props is not None and (props["ActiveState"] == "activating" or bool(props.get("Job")))
+        return not running, r.stdout.strip().replace("\n", " ")
 
     wait_for(node, f"{FIRST_BOOT_UNIT} to end", ended, lambda: "", 420)
+    if not seeded:
+        return False
     r, props = got[0]
     if props and props["ActiveState"] == "active" and props.get("Result") == "success":
         return True
