@@ -90,9 +90,11 @@ class Demo:
         self.observe = Observer(lab, backend)
         self.stop = threading.Event()  # a failure: the gates still running in the pool stop waiting
         self.ips: dict[str, str] = {}
+        self.leases: dict[str, list[str]] = {}  # port -> the addresses its namespace held when its lease was proven
 
     def all(self) -> dict[str, str]:
         why = self.why
+        self.provisioner.warm([self.central, *self.hosts])  # they start while the flows before are read
         why.start()
         binds = self.logical()
         shown = self.early(lambda: self.provisioner.show(self.central, "show-logical"))
@@ -103,9 +105,11 @@ class Demo:
         why.tell(flows())
         self.trace(traced)
         self.bind(binds, bound)
-        why.tell(why.bind())
-        self.dhcp()
-        why.tell(why.dhcp())
+        told = self.early(why.bind)  # the keys and flows of the bound ports, read beside dhclient (it changes neither)
+        leasing = None if self.say.step else self.on_hosts(["dhcp"])  # printed below, after the note
+        why.tell(told())
+        self.dhcp(leasing)
+        why.tell(why.dhcp(self.leases))
         self.say.section("ping")
         tunnel = self.early(why.ping)  # the tunnel and the keys: the pings change neither
         ping_matrix(self.lab, self.backend, self.ips, self.say.line)
@@ -154,18 +158,18 @@ class Demo:
         self.show(binds or self.on_hosts(["bind"]))
         self.emit(bound)
 
-    def dhcp(self) -> None:
+    def dhcp(self, leasing: Runs | None) -> None:
         """Step 8: dhclient in every namespace; then every lease equals the allocated address."""
         self.say.section("dhcp")
-        self.show(self.on_hosts(["dhcp"]))
-        dump = self.observe.dump
+        self.show(leasing or self.on_hosts(["dhcp"]))
+        ports = {p.name: p for p in self.lab.ports}
 
-        def leased(n: str) -> None:
-            wait_for(
-                n, "leases equal to dynamic_addresses", functools.partial(self.observe.leases, n, self.ips), dump(n), 30
-            )
+        def leased(name: str) -> None:
+            p = ports[name]
+            got = functools.partial(self.observe.lease, p, self.ips[name], self.leases)
+            wait_for(p.node, f"{p.netns}'s lease equal to its dynamic_addresses", got, self.observe.dump(p.node), 30)
 
-        each(self.hosts, leased)
+        each(list(ports), leased)
 
     def bound(self) -> list[str]:
         central, dump = self.central, self.observe.dump(self.central)
@@ -173,8 +177,10 @@ class Demo:
         # a port may be claimed before its DHCP options exist (bound early): dhclient must not run before
         # every chassis has the DHCP flows, or its DISCOVER is lost and it retries 4-8 s later
         what = "every chassis applied the NB (ovn-nbctl --wait=hv sync)"
-        wait_for(central, what, self.observe.hv_synced, dump, 60, self.stop.is_set)
-        return collect(self.backend, central, ["ovn-sbctl", "show"])
+        with ThreadPoolExecutor(max_workers=1) as show:  # the bindings it shows are settled: read it meanwhile
+            shown = show.submit(collect, self.backend, central, ["ovn-sbctl", "show"])
+            wait_for(central, what, self.observe.hv_synced, dump, 60, self.stop.is_set)
+        return shown.result()
 
     # -- running and showing ------------------------------------------------------------------------------
     def run(self, node: str, steps: list[str]) -> list[str]:

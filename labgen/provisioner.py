@@ -106,6 +106,13 @@ class Provisioner:
             self._all.append(session)
         return session
 
+    def warm(self, nodes: Sequence[str]) -> None:
+        """Start a session on each node now: its login and python3 start overlap what the caller does next."""
+        for n in nodes:
+            session = self._session(n)
+            with self._lock:
+                self._idle[n].append(session)
+
     def plan(self, node: str, *, bindings: bool = True) -> dict[str, Any]:
         """The node's plan. `bindings=False`: without asking OVN for the MACs it chose (before the nodes
         exist: a first-boot request has no port to bind)."""

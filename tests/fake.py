@@ -46,9 +46,12 @@ class Script:
         for row in json.loads((RECORDED / f"{phase}.json").read_text()):
             self.answers.setdefault((row["node"], tuple(row["argv"])), []).extend(row["answers"])
 
-    def answer(self, node: str, argv: Sequence[str], rc: int = 0, stdout: str = "", stderr: str = "") -> None:
-        """Replace the recorded answers of one command (a fault the recording does not have)."""
-        self.answers[(node, tuple(argv))] = [{"rc": rc, "stdout": stdout, "stderr": stderr}]
+    def answer(
+        self, node: str, argv: Sequence[str], rc: int = 0, stdout: str = "", stderr: str = "", delay: float = 0
+    ) -> None:
+        """Replace the recorded answers of one command (a fault the recording does not have); `delay`: the
+        seconds it takes."""
+        self.answers[(node, tuple(argv))] = [{"rc": rc, "stdout": stdout, "stderr": stderr, "delay": delay}]
 
     def first(self, node: str, argv0: str) -> float:
         """When `node` first got a command starting with `argv0`."""
@@ -83,6 +86,7 @@ class Script:
             self.unknown.append(key)
             raise UnknownCommand(f"no recorded answer for {node}: {list(argv)}")
         now = seq.pop(0) if len(seq) > 1 else seq[0]  # the last answer repeats
+        time.sleep(now.get("delay", 0))
         return Result(tuple(argv), now["rc"], now["stdout"], now["stderr"])
 
 

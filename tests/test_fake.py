@@ -159,10 +159,14 @@ def test_demo_binds_while_central_builds_and_prints_in_the_tutorials_order(lab: 
     is_up(config)
     script.load("demo")
     script.delay_step(CENTRAL, "logical", 0.3)
+    dump = ("ovs-ofctl", "dump-flows", "br-int")  # read to explain the binding: dhclient runs meanwhile
+    script.answer(HOST1, dump, stdout=script.stdout(HOST1, dump), delay=0.5)
     ips = demo(config)
     assert ips == {"port1": "10.0.0.11", "port2": "10.0.0.12", "port3": "10.0.0.13"}
     logical = batches(script, CENTRAL, ["logical"])[0]
     assert all(batches(script, h, ["bind"])[0]["start"] < logical["end"] for h in (HOST1, HOST2))
+    read = script.first(HOST1, "ovs-ofctl") + time.time() - time.monotonic()  # the sessions log wall time
+    assert batches(script, HOST1, ["dhcp"])[0]["start"] < read + 0.5
     out = capsys.readouterr().out
     at = [out.index(s) for s in SECTIONS]
     assert at == sorted(at)

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from provision.facts import addr_of
 from provision.views import PortKey, port_keys, tunnels
@@ -32,13 +32,17 @@ class Note:
     hint: bool = True  # point at --explain
 
 
-def _shown_if_unreadable(section: Callable[[Explainer], Note]) -> Callable[[Explainer], Note]:
+P = ParamSpec("P")
+Section = Callable[Concatenate["Explainer", P], Note]
+
+
+def _shown_if_unreadable(section: Section[P]) -> Section[P]:
     """A section whose facts cannot be read says so: the demo goes on (explaining is read-only)."""
 
     @functools.wraps(section)
-    def told(self: Explainer) -> Note:
+    def told(self: Explainer, *args: P.args, **kwargs: P.kwargs) -> Note:
         try:
-            return section(self)
+            return section(self, *args, **kwargs)
         except Unreadable as e:
             return Note(f"cannot read {e.what} on {e.node}: {e}", [], hint=False)
 
@@ -47,7 +51,7 @@ def _shown_if_unreadable(section: Callable[[Explainer], Note]) -> Callable[[Expl
 
 def at_once(*reads: Callable[[], Any]) -> list[Any]:
     """Independent reads side by side (each a round trip to a node); their results in order."""
-    with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, len(reads))) as pool:
         futures = [pool.submit(r) for r in reads]
     return [f.result() for f in futures]
 
@@ -126,7 +130,8 @@ class Explainer:
         return Note(f"{len(keys)} Port_Binding rows claimed; {total} OpenFlow rules for them on their chassis", lines)
 
     @_shown_if_unreadable
-    def dhcp(self) -> Note:
+    def dhcp(self, leases: dict[str, list[str]]) -> Note:
+        """`leases`: port -> its namespace's addresses, as the demo proved them (read here where missing)."""
         offers = {}
         for _, _, m, a in self.flows:
             port = re.search(r'inport == "([^"]+)"', m)
@@ -134,9 +139,11 @@ class Explainer:
             if port and offer and "ip4.src == 0.0.0.0" in m:
                 offers[port[1]] = offer[1]
         lines = []
-        addrs = at_once(*(functools.partial(self.observe.fact, p.node, "ns_addrs", p.netns) for p in self.lab.ports))
-        for p, got in zip(self.lab.ports, addrs, strict=True):
-            lease = " ".join(addr_of(got, p.name)) or "(none)"
+        missing = [p for p in self.lab.ports if p.name not in leases]
+        addrs = at_once(*(functools.partial(self.observe.fact, p.node, "ns_addrs", p.netns) for p in missing))
+        leases = {**leases, **{p.name: addr_of(got, p.name) for p, got in zip(missing, addrs, strict=True)}}
+        for p in self.lab.ports:
+            lease = " ".join(leases[p.name]) or "(none)"
             lines.append(f"{p.netns} ({p.name}): lease {lease}  <- offer {offers.get(p.name, '(none)')}")
         return Note(f"each lease is the offer put_dhcp_opts built from DHCP_Options ({len(offers)} offers)", lines)
 
